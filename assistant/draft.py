@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from chartdraft_guardrails.statement import CheckResult, Statement, Verdict, worst
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from retrieval.evidence import Evidence
 
@@ -25,10 +25,12 @@ class DraftStatement(Statement):
     acknowledged: bool = False
     acknowledgement_note: str | None = None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def verdict(self) -> Verdict:
         return worst(self.results)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def flagged(self) -> bool:
         return self.verdict != "supported"

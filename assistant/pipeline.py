@@ -1,0 +1,255 @@
+"""The drafting pipeline: plan -> gather -> budget -> prompt -> generate -> parse -> verify -> Draft.
+
+One function, ``run_draft``, drives every backend and both drafting modes:
+
+- **extractive**: the composer states the plan's evidence as cited sentences; no model at all.
+- **constrained**: the composer's sentences, each rephrased by the model; a rephrasing is kept only
+  where the checks find it supported by the same citations, so facts cannot change.
+- **free**: the model writes the whole document as cited JSON under a schema whose citation field
+  is an enum of the evidence ids it was shown.
+
+Whatever the path, every statement goes through the same checks and policy before anyone reads it.
+If the model is down or times out, the extractive draft is returned, labelled with the reason.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from chartdraft_guardrails.statement import Statement
+from retrieval.errors import BadInput, ModelUnavailable
+from retrieval.evidence import Evidence
+from retrieval.gather import Gathered, gather
+
+from retrieval.plans import DOC_TYPES, plan_for
+
+from assistant.budget import fit_to_budget, rough_token_count
+from assistant.compose import compose
+from assistant.draft import Draft, DraftStatement, Section
+from assistant.orders import policy_for_order
+from assistant.runtime import Runtime
+from assistant.verify import verify_draft, verify_statement
+
+Event = dict[str, Any]
+OnEvent = Callable[[Event], None]
+
+
+@dataclass
+class DraftRequest:
+    patient_id: str
+    doc_type: str
+    encounter_id: str | None = None
+    order_id: str | None = None
+    backend: str | None = None  # override settings: embedded | openai | extractive
+
+
+class _Timer:
+    def __init__(self, draft: Draft) -> None:
+        self.draft = draft
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.draft.timings[name] = self.draft.timings.get(name, 0.0) + (
+                time.perf_counter() - t0
+            )
+
+
+def _emit(on_event: OnEvent | None, event: Event) -> None:
+    if on_event is not None:
+        on_event(event)
+
+
+def run_draft(rt: Runtime, req: DraftRequest, *, on_event: OnEvent | None = None,
+              draft: Draft | None = None) -> Draft:
+    if req.doc_type not in DOC_TYPES:
+        raise BadInput(
+            f"unknown document type {req.doc_type!r}",
+            where="doc_type",
+            fix=f"use one of: {', '.join(DOC_TYPES)}",
+        )
+    settings = rt.settings
+    backend_name = req.backend or settings.backend
+    draft = draft or Draft(patient_id=req.patient_id, doc_type=req.doc_type)  # type: ignore[arg-type]
+    draft.encounter_id, draft.order_id = req.encounter_id, req.order_id
+    draft.status = "generating"
+    timer = _Timer(draft)
+    t_start = time.perf_counter()
+
+    with timer.stage("plan"):
+        policy = None
+        if req.doc_type == "prior-auth":
+            policy = policy_for_order(rt.store, req.patient_id, req.order_id)
+        plan = plan_for(req.doc_type, encounter_id=req.encounter_id, order_id=req.order_id,
+                        policy=policy)
+    with timer.stage("gather"):
+        rt.ensure_knowledge_indexed()
+        gathered = gather(plan, req.patient_id, store=rt.store, index=rt.index,
+                          embedder=rt.embedder, encounter_id=req.encounter_id)
+
+    backend = None
+    if backend_name != "extractive":
+        try:
+            backend = rt.backend(backend_name)
+        except ModelUnavailable as exc:
+            draft.fallback_reason = f"model unavailable: {exc.detail}"
+    mode = "extractive" if backend is None else settings.mode
+    draft.backend, draft.mode = (backend.name if backend else "extractive"), mode
+    draft.model = backend.model if backend else "none (extractive)"
+
+    with timer.stage("budget"):
+        count = backend.count_tokens if backend else rough_token_count
+        budget = settings.context_tokens - settings.max_output_tokens - 1200  # prompt + rules
+        shown, dropped = fit_to_budget(gathered.evidence, budget_tokens=max(budget, 512),
+                                       count_tokens=count, required=gathered.required)
+    draft.evidence = shown
+    if dropped:
+        draft.checks["evidence_dropped_for_budget"] = dropped
+
+    sections: list[Section] | None = None
+    if backend is not None:
+        try:
+            if mode == "free":
+                sections = _free(rt, draft, backend, gathered, shown, policy, timer, on_event)
+            else:
+                sections = _constrained(rt, draft, backend, gathered, shown, policy, timer,
+                                        on_event)
+        except ModelUnavailable as exc:
+            draft.fallback_reason = f"model unavailable: {exc.detail}"
+            _emit(on_event, {"type": "fallback", "reason": draft.fallback_reason})
+            sections = None
+    if sections is None:
+        if backend is not None or draft.fallback_reason:
+            draft.backend, draft.mode, draft.model = "extractive", "extractive", "none (extractive)"
+        with timer.stage("compose"):
+            sections = compose(req.doc_type, shown, required=gathered.required,
+                               patient_id=req.patient_id, order_id=req.order_id, policy=policy)
+        with timer.stage("verify"):
+            for sec in sections:
+                for st in sec.statements:
+                    st.results = verify_statement(st, gathered, shown, req.doc_type)
+                    _emit(on_event, {"type": "statement", "section": sec.title, "statement": st})
+
+    with timer.stage("verify"):
+        draft.sections = sections
+        verify_draft(draft, gathered, shown)
+    draft.timings["total"] = time.perf_counter() - t_start
+    draft.status = "draft"
+    _emit(on_event, {"type": "done", "draft_id": draft.id})
+    return draft
+
+
+def _patient_header(gathered: Gathered) -> dict[str, Any]:
+    for e in gathered.chart:
+        if e.resource_type == "Patient":
+            return {k: e.data.get(k) for k in ("name", "birth_date", "gender")}
+    return {}
+
+
+def _free(rt: Runtime, draft: Draft, backend: Any, gathered: Gathered, shown: list[Evidence],
+          policy: Any, timer: _Timer, on_event: OnEvent | None) -> list[Section]:
+    from prompts.registry import render, section_titles
+
+    from assistant.llm.citations import draft_schema, iter_statements, parse_draft
+
+    with timer.stage("prompt"):
+        rendered = render(draft.doc_type, evidence=shown, patient=_patient_header(gathered),
+                          extras={"policy": policy.model_dump() if policy else None})
+        titles = section_titles(draft.doc_type)
+        schema = draft_schema([e.id for e in shown], titles)
+    draft.prompt_id, draft.prompt_version, draft.prompt_hash = (
+        rendered.prompt_id, rendered.version, rendered.sha256)
+    shown_ids = {e.id for e in shown}
+    pieces: list[str] = []
+
+    def chunks() -> Iterator[str]:
+        for piece in backend.stream(rendered.messages, schema=schema,
+                                    max_tokens=rt.settings.max_output_tokens,
+                                    temperature=rt.settings.temperature):
+            pieces.append(piece)
+            yield piece
+
+    with timer.stage("generate"):
+        for title, stmt in iter_statements(chunks()):
+            st = DraftStatement(text=stmt.text, citations=stmt.citations, origin="model")
+            st.results = verify_statement(st, gathered, shown, draft.doc_type)
+            _emit(on_event, {"type": "statement", "section": title, "statement": st})
+    usage = getattr(backend, "last_usage", None) or {}
+    draft.tokens_in += int(usage.get("prompt_tokens", 0))
+    draft.tokens_out += int(usage.get("completion_tokens", 0))
+    with timer.stage("parse"):
+        parsed = parse_draft("".join(pieces), shown_ids=shown_ids)
+    if parsed.problems:
+        draft.checks["parse_problems"] = parsed.problems
+    sections: list[Section] = []
+    for title, stmts in parsed.sections:
+        sec = Section(title=title)
+        for s in stmts:
+            st = DraftStatement(text=s.text, citations=s.citations, origin="model")
+            st.results = verify_statement(st, gathered, shown, draft.doc_type)
+            sec.statements.append(st)
+        sections.append(sec)
+    return sections
+
+
+def _constrained(rt: Runtime, draft: Draft, backend: Any, gathered: Gathered,
+                 shown: list[Evidence], policy: Any, timer: _Timer,
+                 on_event: OnEvent | None) -> list[Section]:
+    from prompts.registry import render_rephrase
+
+    from assistant.llm.citations import rephrase_schema
+
+    with timer.stage("compose"):
+        sections = compose(draft.doc_type, shown, required=gathered.required,
+                           patient_id=draft.patient_id, order_id=draft.order_id, policy=policy)
+    by_id = {e.id: e for e in shown}
+    audience = "patient" if draft.doc_type == "discharge-instructions" else "clinician"
+    for sec in sections:
+        for st in sec.statements:
+            st.origin = "composed"
+            if st.citations:
+                cited = [by_id[c] for c in st.citations if c in by_id]
+                with timer.stage("prompt"):
+                    rendered = render_rephrase(st.text, evidence=cited, audience=audience)
+                draft.prompt_id, draft.prompt_version, draft.prompt_hash = (
+                    rendered.prompt_id, rendered.version, rendered.sha256)
+                with timer.stage("generate"):
+                    out = backend.complete(rendered.messages, schema=rephrase_schema(),
+                                           max_tokens=160, temperature=rt.settings.temperature)
+                draft.tokens_in += out.tokens_in
+                draft.tokens_out += out.tokens_out
+                with timer.stage("parse"):
+                    text = _rephrased_text(out.text)
+                if text:
+                    candidate = DraftStatement(text=text, citations=st.citations, origin="model")
+                    with timer.stage("verify"):
+                        results = verify_statement(candidate, gathered, shown, draft.doc_type)
+                    if all(r.verdict == "supported" for r in results):
+                        st.text, st.origin = text, "model"
+            with timer.stage("verify"):
+                st.results = verify_statement(st, gathered, shown, draft.doc_type)
+            _emit(on_event, {"type": "statement", "section": sec.title, "statement": st})
+    return sections
+
+
+def _rephrased_text(raw: str) -> str | None:
+    import json
+
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return None
+    text = obj.get("text") if isinstance(obj, dict) else None
+    return text.strip() if isinstance(text, str) and text.strip() else None
+
+
+def as_statements(sections: list[Section]) -> list[tuple[str, list[Statement]]]:
+    return [(s.title, [Statement(text=x.text, citations=x.citations) for x in s.statements])
+            for s in sections]

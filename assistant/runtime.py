@@ -1,0 +1,119 @@
+"""The engine's long-lived parts, built once from Settings and shared by the CLI and the service.
+
+Everything heavy (the embedding model, the LLM) is loaded lazily on first use, so `chartdraft
+patients` answers at once and the service starts quickly.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from retrieval.chart_store import ChartStore
+from retrieval.errors import BadInput
+from retrieval.evidence import Evidence
+
+from assistant.settings import Settings
+
+if TYPE_CHECKING:
+    from retrieval.embeddings import Embedder
+    from retrieval.vector_index import EvidenceIndex
+
+    from assistant.llm.base import LLMBackend
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _backends: dict[str, LLMBackend] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def store(self) -> ChartStore:
+        self.settings.ensure_dirs()
+        return ChartStore(self.settings.chart_db_url)
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        from retrieval.embeddings import MiniLMEmbedder
+
+        model_dir = None
+        if self.settings.embedding_model:
+            from pathlib import Path
+
+            model_dir = Path(self.settings.embedding_model)
+        return MiniLMEmbedder(model_dir=model_dir)
+
+    @cached_property
+    def index(self) -> EvidenceIndex:
+        from retrieval.vector_index import open_index
+
+        self.settings.ensure_dirs()
+        return open_index(
+            url=self.settings.qdrant_url,
+            path=self.settings.qdrant_path,
+            dim=self.embedder.dim,
+            api_key=(
+                self.settings.qdrant_api_key.get_secret_value()
+                if self.settings.qdrant_api_key
+                else None
+            ),
+        )
+
+    @cached_property
+    def knowledge(self) -> list[Evidence]:
+        from retrieval.knowledge import load_kb
+
+        return load_kb()
+
+    def ensure_knowledge_indexed(self) -> int:
+        """Index the starter knowledge base once per data dir (cheap when already there)."""
+        from retrieval.ingest import ingest_knowledge
+
+        if self.index.count(kind="knowledge") >= len(self.knowledge):
+            return 0
+        return ingest_knowledge(self.knowledge, index=self.index, embedder=self.embedder)
+
+    def backend(self, name: str | None = None) -> LLMBackend | None:
+        """The configured LLM backend (None for extractive), built once per name."""
+        name = name or self.settings.backend
+        if name == "extractive":
+            return None
+        with self._lock:
+            if name not in self._backends:
+                self._backends[name] = _build_backend(self.settings, name)
+            return self._backends[name]
+
+    def close(self) -> None:
+        if "index" in self.__dict__:
+            self.index.close()
+
+
+def _build_backend(s: Settings, name: str) -> LLMBackend:
+    if name == "embedded":
+        from assistant.llm.embedded import EmbeddedBackend
+
+        return EmbeddedBackend(
+            model_path=s.embedded_model_path, context_tokens=min(s.context_tokens, 8192)
+        )
+    if name == "openai":
+        from assistant.llm.openai_compat import OpenAICompatBackend
+
+        return OpenAICompatBackend(
+            base_urls=s.openai_base_urls,
+            model=s.openai_model,
+            api_key=s.openai_api_key.get_secret_value() if s.openai_api_key else None,
+            schema_style=s.openai_schema_style,
+            connect_timeout=s.connect_timeout_s,
+            read_timeout=s.read_timeout_s,
+            retries=s.retries,
+            circuit_failures=s.circuit_failures,
+            circuit_reset_s=s.circuit_reset_s,
+            context_tokens=s.context_tokens,
+        )
+    raise BadInput(
+        f"unknown backend {name!r}",
+        fix="use one of: embedded, openai, extractive (CHARTDRAFT_BACKEND or --backend)",
+    )

@@ -1,0 +1,52 @@
+"""Run the guardrail checks on a draft's statements, and record the draft-level report."""
+
+from __future__ import annotations
+
+from chartdraft_guardrails.api import check_draft, check_statement
+from chartdraft_guardrails.statement import CheckResult, Statement
+from retrieval.evidence import Evidence
+from retrieval.gather import Gathered
+
+from assistant.draft import Draft, DraftStatement
+
+
+def verify_statement(
+    st: DraftStatement, gathered: Gathered, shown: list[Evidence], doc_type: str
+) -> list[CheckResult]:
+    by_id = {e.id: e for e in shown}
+    cited = [by_id[c] for c in st.citations if c in by_id]
+    return check_statement(
+        Statement(text=st.text, citations=st.citations),
+        cited=cited,
+        chart=gathered.chart,
+        shown_ids=set(by_id),
+        patient_id=gathered.patient_id,
+        doc_type=doc_type,
+    )
+
+
+def verify_draft(draft: Draft, gathered: Gathered, shown: list[Evidence]) -> None:
+    """Draft-level checks (omissions, sections, readability, injection in evidence)."""
+    report = check_draft(
+        [(s.title, [Statement(text=x.text, citations=x.citations) for x in s.statements])
+         for s in draft.sections],
+        chart=gathered.chart,
+        shown_ids={e.id for e in shown},
+        patient_id=gathered.patient_id,
+        doc_type=draft.doc_type,
+        required_ids=gathered.required,
+        patient=next((e for e in gathered.chart if e.resource_type == "Patient"), None),
+    )
+    draft.checks.update(report.summary())
+
+
+def recheck(draft: Draft, gathered: Gathered) -> None:
+    """After a clinician's edit: every statement checked again, draft-level report redone."""
+    for st in draft.statements():
+        st.results = verify_statement(st, gathered, draft.evidence, draft.doc_type)
+    verify_draft(draft, gathered, draft.evidence)
+
+
+def recheck_draft(store_chart: list[Evidence], draft: Draft) -> None:
+    """Re-check a stored draft (after an edit) against the patient's current chart."""
+    recheck(draft, Gathered(draft.patient_id, store_chart, draft.evidence))
