@@ -29,6 +29,7 @@ class KeyPair:
              ttl: int = 300) -> str:
         now = int(time.time())
         body = {"iat": now, "exp": now + ttl, "jti": uuid.uuid4().hex, **claims}
+        body = {k: v for k, v in body.items() if v is not None}  # None = leave the claim out
         return jwt.encode(body, self.private, algorithm="RS256",
                           headers={"kid": self.kid, "typ": "JWT", **(headers or {})})
 
