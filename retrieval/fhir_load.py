@@ -1,0 +1,370 @@
+"""Load FHIR R4 JSON: Bundles (any type), single resources, NDJSON files and bulk-export folders.
+
+Every resource is validated with ``fhir.resources.R4B`` (R4B models read R4 data). A malformed or
+unknown resource becomes a :class:`LoadIssue` (source, line or entry, type, id, what is wrong)
+and is skipped; it never aborts the rest. Bundle ``urn:uuid:`` fullUrls (and absolute URLs) are
+rewritten to ``ResourceType/id`` so every reference in ``LoadedResource.resource`` is relative.
+The last copy of a resource seen wins, so loading the same chart twice yields the same result.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fhir.resources.R4B import get_fhir_model_class
+from pydantic import ValidationError
+
+# Where a resource points at its patient, in the order we trust them.
+_PATIENT_FIELDS = ("subject", "patient", "beneficiary", "for", "context", "individual")
+# Types that are not chart content, only wrappers or server chatter.
+_SKIP_TYPES = {"OperationOutcome", "Parameters", "CapabilityStatement"}
+_FHIR_SUFFIXES = (".json", ".ndjson", ".jsonl", ".ndjson.gz", ".json.gz", ".jsonl.gz")
+# ``http://host/fhir/Patient/123`` or ``.../Patient/123/_history/2`` -> ``Patient/123``.
+_ABSOLUTE_REF = re.compile(r"^https?://.+?/([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+
+
+@dataclass
+class LoadIssue:
+    """One resource (or line, or file) that could not be used, and why."""
+
+    source: str
+    location: str
+    resource_type: str | None
+    resource_id: str | None
+    message: str
+
+    def __str__(self) -> str:
+        what = self.resource_type or "resource"
+        if self.resource_id:
+            what += f"/{self.resource_id}"
+        where = f"{self.source} {self.location}".strip()
+        return f"{where}: {what}: {self.message}"
+
+
+@dataclass
+class LoadedResource:
+    resource_type: str
+    id: str
+    patient_id: str | None
+    resource: dict[str, Any]
+    """Raw FHIR JSON, references rewritten to ``ResourceType/id``."""
+    source: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.resource_type}/{self.id}"
+
+
+@dataclass
+class LoadResult:
+    resources: list[LoadedResource] = field(default_factory=list)
+    issues: list[LoadIssue] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    def extend(self, other: LoadResult) -> LoadResult:
+        self.resources.extend(other.resources)
+        self.issues.extend(other.issues)
+        self.notices.extend(other.notices)
+        return self
+
+    def patient_ids(self) -> set[str]:
+        return {r.patient_id for r in self.resources if r.patient_id}
+
+
+# ---------------------------------------------------------------------------------------------
+# public entry points
+
+
+def load_path(path: Path | str) -> LoadResult:
+    """Load a file (Bundle, resource, NDJSON) or a folder (recursive; non-FHIR files skipped)."""
+    p = Path(path)
+    result = LoadResult()
+    if p.is_dir():
+        for f in sorted(x for x in p.rglob("*") if x.is_file()):
+            if f.name.startswith("."):
+                continue  # editor and OS droppings, not worth a notice
+            if not f.name.lower().endswith(_FHIR_SUFFIXES):
+                result.notices.append(f"{f}: not a FHIR JSON or NDJSON file; skipped")
+                continue
+            result.extend(_load_file(f, strict=False))
+    elif p.is_file():
+        result.extend(_load_file(p, strict=True))
+    else:
+        result.issues.append(
+            LoadIssue(str(p), "", None, None,
+                      "no such file or folder; give a Bundle file, an NDJSON file or a folder")
+        )
+    return dedupe(result)
+
+
+def load_bytes(data: bytes, *, source: str = "<body>") -> LoadResult:
+    """Load a request body: a JSON Bundle or resource, or NDJSON (one resource a line)."""
+    return dedupe(_load_text(_decode(data, source), source, strict=True, ndjson=None))
+
+
+def load_json(obj: Any, *, source: str = "<json>") -> LoadResult:
+    """Load an already-parsed JSON value (a Bundle or a single resource)."""
+    return dedupe(_load_object(obj, source, "", strict=True))
+
+
+def dedupe(result: LoadResult) -> LoadResult:
+    """Keep the last copy of each ``ResourceType/id`` (reloads and overlapping sources)."""
+    seen: dict[str, LoadedResource] = {}
+    counts: dict[str, int] = {}
+    for r in result.resources:
+        seen.pop(r.ref, None)  # re-insert so order follows the last copy
+        seen[r.ref] = r
+        counts[r.ref] = counts.get(r.ref, 0) + 1
+    dupes = [ref for ref, n in counts.items() if n > 1]
+    if dupes:
+        result.notices.append(
+            f"{len(dupes)} resource(s) appeared more than once (e.g. {dupes[0]}); "
+            "the last copy is kept"
+        )
+    result.resources = list(seen.values())
+    return result
+
+
+def patient_of(resource: dict[str, Any]) -> str | None:
+    """The Patient id a resource belongs to (Patient -> its own id), or None."""
+    if resource.get("resourceType") == "Patient":
+        return resource.get("id")
+    for name in _PATIENT_FIELDS:
+        value = resource.get(name)
+        refs = value if isinstance(value, list) else [value]
+        for v in refs:
+            if isinstance(v, dict):
+                ref = v.get("reference")
+                if isinstance(ref, str) and ref.startswith("Patient/"):
+                    return ref.split("/", 1)[1] or None
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# files and text
+
+
+def _decode(data: bytes, source: str) -> str:
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    return data.decode("utf-8-sig", errors="replace")
+
+
+def _load_file(f: Path, *, strict: bool) -> LoadResult:
+    try:
+        raw = f.read_bytes()
+    except OSError as exc:
+        return LoadResult(issues=[LoadIssue(str(f), "", None, None, f"cannot read file: {exc}")])
+    name = f.name.lower().removesuffix(".gz")
+    ndjson = name.endswith((".ndjson", ".jsonl"))
+    return _load_text(_decode(raw, str(f)), str(f), strict=strict, ndjson=ndjson)
+
+
+def _load_text(text: str, source: str, *, strict: bool, ndjson: bool | None) -> LoadResult:
+    if not text.strip():
+        msg = "empty; expected FHIR JSON"
+        if strict:
+            return LoadResult(issues=[LoadIssue(source, "", None, None, msg)])
+        return LoadResult(notices=[f"{source}: {msg}; skipped"])
+    if ndjson is None:
+        # A body is NDJSON when its first line is a complete JSON object and more lines follow.
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        ndjson = len(lines) > 1 and _is_json_object(lines[0])
+    if ndjson:
+        return _load_ndjson(text, source, strict=strict)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return LoadResult(issues=[LoadIssue(
+            source, f"line {exc.lineno} column {exc.colno}", None, None,
+            f"not valid JSON ({exc.msg}); fix the file or re-export it")])
+    return _load_object(obj, source, "", strict=strict)
+
+
+def _is_json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _load_ndjson(text: str, source: str, *, strict: bool) -> LoadResult:
+    result = LoadResult()
+    bad_json: list[LoadIssue] = []
+    fhir_lines = 0
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"line {n}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            bad_json.append(LoadIssue(source, where, None, None,
+                                      f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            continue
+        if isinstance(obj, dict) and "resourceType" in obj:
+            fhir_lines += 1
+            result.extend(_load_object(obj, source, where, strict=True))
+        else:
+            bad_json.append(LoadIssue(source, where, None, None,
+                                      "not a FHIR resource (no resourceType)"))
+    if fhir_lines == 0 and not strict and not any("not valid JSON" in i.message for i in bad_json):
+        # e.g. a bulk-export log.ndjson: JSON lines, but none of them FHIR.
+        result.notices.append(f"{source}: NDJSON without FHIR resources (an export log?); skipped")
+        return result
+    result.issues.extend(bad_json)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# objects, bundles, resources
+
+
+def _load_object(obj: Any, source: str, where: str, *, strict: bool) -> LoadResult:
+    if not isinstance(obj, dict) or "resourceType" not in obj:
+        msg = "not a FHIR resource or Bundle (no resourceType)"
+        if strict:
+            return LoadResult(issues=[LoadIssue(source, where, None, None, msg)])
+        return LoadResult(notices=[f"{source}: {msg}; skipped"])
+    if obj.get("resourceType") == "Bundle":
+        return _load_bundle(obj, source, where)
+    return _load_resource(obj, source, where, refmap={})
+
+
+def _load_bundle(bundle: dict[str, Any], source: str, where: str) -> LoadResult:
+    result = LoadResult()
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        result.issues.append(LoadIssue(source, where, "Bundle", bundle.get("id"),
+                                       "Bundle.entry is not a list"))
+        return result
+    # First pass: map every fullUrl to ResourceType/id so references can be rewritten.
+    refmap: dict[str, str] = {}
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        res, full = entry.get("resource"), entry.get("fullUrl")
+        if isinstance(res, dict) and isinstance(full, str) and res.get("resourceType"):
+            rid = res.get("id") or _id_from_fullurl(full)
+            if rid:
+                refmap[full] = f"{res['resourceType']}/{rid}"
+    prefix = f"{where} " if where else ""
+    for i, entry in enumerate(entries):
+        loc = f"{prefix}entry {i}"
+        if not isinstance(entry, dict):
+            result.issues.append(LoadIssue(source, loc, None, None, "entry is not a JSON object"))
+            continue
+        res = entry.get("resource")
+        if res is None:
+            continue  # e.g. a transaction DELETE: nothing to load
+        if not isinstance(res, dict) or "resourceType" not in res:
+            result.issues.append(LoadIssue(source, loc, None, None,
+                                           "entry.resource has no resourceType"))
+            continue
+        if res["resourceType"] == "Bundle":
+            result.extend(_load_bundle(res, source, loc))
+            continue
+        if not res.get("id") and isinstance(entry.get("fullUrl"), str):
+            rid = _id_from_fullurl(entry["fullUrl"])
+            if rid:
+                res = {**res, "id": rid}
+        result.extend(_load_resource(res, source, loc, refmap=refmap))
+    return result
+
+
+def _id_from_fullurl(full: str) -> str | None:
+    if full.startswith("urn:uuid:"):
+        return full.removeprefix("urn:uuid:")
+    m = _ABSOLUTE_REF.match(full)
+    return m.group(2) if m else None
+
+
+def _load_resource(
+    res: dict[str, Any], source: str, where: str, *, refmap: dict[str, str]
+) -> LoadResult:
+    rtype = res.get("resourceType")
+    rid = res.get("id")
+    if not isinstance(rtype, str) or not rtype:
+        return LoadResult(issues=[LoadIssue(source, where, None, _s(rid),
+                                            "resourceType is missing or not a string")])
+    if rtype in _SKIP_TYPES:
+        at = f"{source} {where}".strip()
+        return LoadResult(notices=[f"{at}: {rtype} is not chart content; skipped"])
+    if not isinstance(rid, str) or not rid:
+        return LoadResult(issues=[LoadIssue(
+            source, where, rtype, None,
+            "resource has no id; give it an id (or a urn:uuid fullUrl in a Bundle)")])
+    try:
+        model = get_fhir_model_class(rtype)
+    except (ValueError, KeyError):
+        return LoadResult(issues=[LoadIssue(
+            source, where, rtype, rid, f"unknown resourceType {rtype!r} (not a FHIR R4 resource)")])
+    rewritten = _rewrite_refs(res, refmap)
+    try:
+        model.model_validate(rewritten)
+    except ValidationError as exc:
+        return LoadResult(issues=[LoadIssue(source, where, rtype, rid, _first_error(exc))])
+    except (ValueError, TypeError) as exc:  # fhir.resources raises these for some shapes
+        return LoadResult(issues=[LoadIssue(source, where, rtype, rid, f"invalid: {exc}")])
+    loaded = LoadedResource(rtype, rid, patient_of(rewritten), rewritten, source)
+    return LoadResult(resources=[loaded])
+
+
+def _s(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors()
+    if not errors:
+        return "invalid resource"
+    e = errors[0]
+    path = ".".join(str(p) for p in e.get("loc", ()))
+    value = repr(e.get("input"))
+    if len(value) > 60:
+        value = value[:57] + "..."
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"invalid field {path or '(root)'}: {e.get('msg')} (got {value}){more}"
+
+
+def _rewrite_refs(value: Any, refmap: dict[str, str]) -> Any:
+    """Copy ``value`` with every ``reference`` made relative (``ResourceType/id``)."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if k == "reference" and isinstance(v, str):
+                out[k] = _relative(v, refmap)
+            else:
+                out[k] = _rewrite_refs(v, refmap)
+        return out
+    if isinstance(value, list):
+        return [_rewrite_refs(v, refmap) for v in value]
+    return value
+
+
+def _relative(ref: str, refmap: dict[str, str]) -> str:
+    if ref in refmap:
+        return refmap[ref]
+    m = _ABSOLUTE_REF.match(ref)
+    if m:
+        return f"{m.group(1)}/{m.group(2)}"
+    return ref  # already relative, a #contained ref, or a conditional ``Type?identifier=`` ref
+
+
+def iter_refs(value: Any) -> Iterator[str]:
+    """Every ``reference`` string inside a resource (for resolving Medication and the like)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "reference" and isinstance(v, str):
+                yield v
+            else:
+                yield from iter_refs(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from iter_refs(v)
