@@ -12,17 +12,10 @@ from datetime import date
 
 from retrieval.chart_store import ChartStore
 from retrieval.embeddings import Embedder
-from retrieval.errors import ChartdraftError, NotFound
+from retrieval.errors import NotFound
 from retrieval.evidence import Evidence
 from retrieval.plans import Plan, apply_pick, required_ids
-from retrieval.vector_index import EvidenceIndex
-
-
-class IsolationBreach(ChartdraftError):
-    """Evidence of another patient reached the gather step: refuse the whole draft."""
-
-    status = 500
-    title = "Patient isolation breach"
+from retrieval.vector_index import EvidenceIndex, assert_patient
 
 
 @dataclass
@@ -34,15 +27,6 @@ class Gathered:
     """What the plan selected, in priority order: required first, then picks, then search hits."""
     required: set[str] = field(default_factory=set)
     origin: dict[str, str] = field(default_factory=dict)  # id -> "pick" | "search"
-
-
-def assert_same_patient(items: list[Evidence], patient_id: str) -> None:
-    for e in items:
-        if e.kind == "chart" and e.patient_id != patient_id:
-            raise IsolationBreach(
-                f"evidence {e.id} belongs to another patient; the draft was refused",
-                fix="report this: the index filter failed",
-            )
 
 
 def gather(
@@ -85,7 +69,7 @@ def gather(
                     origin[h.evidence.id] = "search"
                     found.append(h.evidence)
     selected = picked + found
-    assert_same_patient(selected, patient_id)
+    assert_patient(selected, patient_id)  # defence in depth: the index filtered already
     req = required_ids(plan, chart)
     ordered = [e for e in selected if e.id in req] + [e for e in selected if e.id not in req]
     # Required evidence that no pick surfaced still has to be shown (the omission check needs it).
