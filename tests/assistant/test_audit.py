@@ -72,3 +72,36 @@ def test_concurrent_appends_keep_one_chain(store: Store) -> None:
         list(pool.map(add, range(40)))
     report = verify_store(store)
     assert report.ok and report.records == 46
+
+
+def test_cli_token_and_audit_verify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from assistant.auth import Authenticator
+    from assistant.cli_admin import register
+    from assistant.settings import Settings, get_settings
+
+    monkeypatch.setenv("CHARTDRAFT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CHARTDRAFT_DEV_AUTH", "true")
+    get_settings.cache_clear()
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+    out = runner.invoke(app, ["token", "--role", "clinician", "--patient", "p-1"])
+    assert out.exit_code == 0, out.output
+    p = Authenticator(Settings()).authenticate(f"Bearer {out.stdout.strip()}", None)
+    assert (p.role, p.patient) == ("clinician", "p-1")
+    assert runner.invoke(app, ["token", "--role", "root"]).exit_code == 2
+
+    s = Store(Settings().sql_url)
+    for i in range(3):
+        s.append_audit(AuditEvent(actor="a", role="admin", action="audit.read", target=str(i)))
+    ok = runner.invoke(app, ["audit", "verify"])
+    assert ok.exit_code == 0 and "3 records" in ok.stdout
+    with s.engine.begin() as c:
+        c.execute(update(audit).where(audit.c.seq == 2).values(target="x"))
+    bad = runner.invoke(app, ["audit", "verify", "--json"])
+    assert bad.exit_code == 1 and '"edited"' in bad.stdout
+    s.close()
+    get_settings.cache_clear()
