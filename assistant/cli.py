@@ -172,10 +172,11 @@ def _load_plugins() -> None:
 
 
 def _register_all() -> None:
-    from assistant import cli_draft, cli_service
+    from assistant import cli_admin, cli_draft, cli_service
 
     cli_draft.register(app)
     cli_service.register(app)
+    cli_admin.register(app)
     _load_plugins()
 
 
