@@ -75,14 +75,18 @@ def ingest_loaded(
             (e.id, e) for e in store.evidence_for(pid) if e.resource_id in refs
         )
     changed = [e for e in evidence if before.get(e.id) != e]
-    store.upsert(loaded.resources, evidence)
     # A changed resource can yield fewer units than before (a shorter note): drop the leftovers.
     stale = set(before) - {e.id for e in evidence}
     if stale:
         index.delete_ids(sorted(stale))
-    if changed:
-        index.upsert(changed, _embed_in_batches(changed, embedder, batch, progress))
-    report.embedded = len(changed)
+    # Directory resources (Practitioner, Organization, Medication) name no patient: the store keeps
+    # them for lookups, but the index is per patient and only holds patient evidence.
+    indexable = [e for e in changed if e.patient_id]
+    if indexable:
+        index.upsert(indexable, _embed_in_batches(indexable, embedder, batch, progress))
+    report.embedded = len(indexable)
+    # The store last: if embedding or indexing fails, a re-run still sees these as changed.
+    store.upsert(loaded.resources, evidence)
     return report
 
 
