@@ -97,11 +97,12 @@ def slug(text: str) -> str:
 def _parse(path: Path) -> tuple[KbDoc, list[tuple[str, str]]]:
     raw = path.read_text(encoding="utf-8")
     m = _FRONT.match(raw)
-    if not m:
-        raise BadInput("knowledge document has no YAML front matter", where=str(path),
-                       fix="start the file with '---', the id/title/kind fields, and '---'")
+    # Plain Markdown or text without front matter is an education document named by its file.
+    heading = re.search(r"^#\s+(.+?)\s*$", raw, re.MULTILINE)
     try:
-        meta: Any = yaml.safe_load(m.group(1)) or {}
+        meta: Any = yaml.safe_load(m.group(1)) or {} if m else {
+            "id": slug(path.stem), "title": heading.group(1) if heading else path.stem,
+            "kind": "education"}
         doc = KbDoc.model_validate(meta)
     except (yaml.YAMLError, ValidationError) as exc:
         raise BadInput(f"knowledge document front matter is invalid: {exc}", where=str(path),
@@ -109,7 +110,7 @@ def _parse(path: Path) -> tuple[KbDoc, list[tuple[str, str]]]:
     if doc.kind == "policy" and (not doc.criteria or not doc.payer or not doc.applies_to):
         raise BadInput("a policy needs payer, applies_to and criteria in its front matter",
                        where=str(path), fix="add them (see retrieval/kb/policy-*.md)")
-    body = raw[m.end():]
+    body = raw[m.end():] if m else raw
     heads = list(_SECTION.finditer(body))
     sections: list[tuple[str, str]] = []
     for i, h in enumerate(heads):
@@ -117,9 +118,12 @@ def _parse(path: Path) -> tuple[KbDoc, list[tuple[str, str]]]:
         text = " ".join(body[h.end():end].split())
         if text:
             sections.append((h.group(1), text))
+    if not heads:  # one passage for an unsectioned document
+        text = " ".join(re.sub(r"^#\s+.*$", "", body, flags=re.MULTILINE).split())
+        sections = [("Text", text)] if text else []
     if not sections:
-        raise BadInput("knowledge document has no '## Section' with text", where=str(path),
-                       fix="split the document into '## ' sections")
+        raise BadInput("knowledge document has no text", where=str(path),
+                       fix="write the document's text, ideally split into '## ' sections")
     return doc, sections
 
 
