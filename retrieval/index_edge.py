@@ -28,6 +28,7 @@ from retrieval.vector_index import (
     check_search,
     check_upsert,
     evidence_from_payload,
+    indexable,
     payload_for,
     prefetch_limit,
 )
@@ -102,7 +103,7 @@ class EdgeIndex:
     def upsert(self, items: list[Evidence], dense: list[list[float]]) -> None:
         check_upsert(items, dense, self.dim)
         by_kind: dict[str, list[qe.Point]] = {k: [] for k in KINDS}
-        for e, vec in zip(items, dense, strict=True):
+        for e, vec in indexable(items, dense):
             idx, vals = sparse_vector(f"{e.title}. {e.text}")
             vectors: dict[str, Any] = {DENSE: list(vec), SPARSE: qe.SparseVector(idx, vals)}
             by_kind[e.kind].append(qe.Point(e.point_id, vectors, payload_for(e)))

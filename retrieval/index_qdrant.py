@@ -29,6 +29,7 @@ from retrieval.vector_index import (
     check_search,
     check_upsert,
     evidence_from_payload,
+    indexable,
     payload_for,
     prefetch_limit,
 )
@@ -125,7 +126,7 @@ class QdrantClientIndex:
     def upsert(self, items: list[Evidence], dense: list[list[float]]) -> None:
         check_upsert(items, dense, self.dim)
         by_kind: dict[str, list[models.PointStruct]] = {k: [] for k in KINDS}
-        for e, vec in zip(items, dense, strict=True):
+        for e, vec in indexable(items, dense):
             idx, vals = sparse_vector(f"{e.title}. {e.text}")
             vector: dict[str, Any] = {
                 DENSE: list(vec),

@@ -132,12 +132,20 @@ def check_upsert(items: list[Evidence], dense: list[list[float]], dim: int) -> N
                 where="EvidenceIndex.upsert",
                 fix="embed with the same model the index was created with, or use a new index",
             )
-        if e.kind == "chart" and not e.patient_id:
-            raise BadInput(
-                f"chart evidence {e.id} has no patient_id",
-                where="EvidenceIndex.upsert",
-                fix="every chart evidence unit names its patient; knowledge uses kind=knowledge",
-            )
+
+
+def indexable(
+    items: list[Evidence], dense: list[list[float]]
+) -> list[tuple[Evidence, list[float]]]:
+    """The (evidence, vector) pairs worth indexing.
+
+    Chart evidence without a patient (directory entries such as Organization or Practitioner)
+    could never be returned: every chart search is filtered by patient. It is left out of the
+    index; the chart store still holds it for structured picks.
+    """
+    return [
+        (e, v) for e, v in zip(items, dense, strict=True) if e.kind == "knowledge" or e.patient_id
+    ]
 
 
 def check_search(

@@ -233,14 +233,22 @@ def test_bad_upserts_say_what_is_wrong(index: EvidenceIndex) -> None:
         index.upsert([good], [])
     with pytest.raises(BadInput, match="3 dimensions"):
         index.upsert([good], [[0.1, 0.2, 0.3]])
-    orphan = Evidence(id="Condition/o", resource_type="Condition", title="C", text="x")
-    with pytest.raises(BadInput, match="no patient_id"):
-        index.upsert([orphan], [[0.1] * 384])
     with pytest.raises(BadInput, match="unknown evidence kind"):
         index.search(dense=[0.1] * 384, text="x", patient_id="pz", kind="notes")  # type: ignore[arg-type]
     with pytest.raises(BadInput, match="dimensions"):
         index.search(dense=[0.1] * 3, text="x", patient_id="pz")
     assert index.count() == 0
+
+
+def test_evidence_of_no_patient_is_not_indexed(index: EvidenceIndex) -> None:
+    # Directory entries (Organization, Practitioner) belong to no patient: no chart search could
+    # return them, so they are left out rather than stored unreachable.
+    org = Evidence(id="Organization/o", resource_type="Organization", title="Clinic", text="x")
+    index.upsert([org, ev("Condition/c", "pc", "x")], [[0.1] * 384, [0.2] * 384])
+    assert index.count() == 1
+    assert [h.evidence.id for h in index.search(dense=[0.1] * 384, text="x", patient_id="pc")] == [
+        "Condition/c"
+    ]
 
 
 # --- implementation-specific ---------------------------------------------------------------
