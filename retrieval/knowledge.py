@@ -236,3 +236,39 @@ def evidence_for_criterion(criterion: Criterion, evidence: list[Evidence], *,
         if (coded or worded) and _value_ok(needs, e) and _recent(needs, e, today):
             hits.append(e)
     return hits
+
+
+def relevant_docs(knowledge: list[Evidence], chart: list[Evidence]) -> list[str]:
+    """Ids of education documents about this chart's problems or medicines, best match first.
+
+    Gather can use it to add the passages a discharge draft needs (warning signs, diet,
+    activity) for this patient, where a generic semantic query would not find them.
+    """
+    codes = {c.code for e in chart if e.resource_type in ("Condition", "MedicationRequest")
+             and e.data.get("status") not in ("resolved", "inactive", "entered-in-error")
+             for c in e.codes if c.code}
+    words = " ".join(e.title.lower() for e in chart
+                     if e.resource_type in ("Condition", "MedicationRequest", "Encounter"))
+    hits: dict[str, int] = {}
+    for k in knowledge:
+        doc = str(k.data.get("doc"))
+        if k.data.get("kind") != "education" or doc in hits:
+            continue
+        score = sum(2 for a in k.data.get("applies_to") or []
+                    if any(c == a.get("code") or c.startswith(f"{a.get('code')}.") or
+                           (len(a.get("code") or "") == 3 and c.startswith(a["code"]))
+                           for c in codes))
+        score += sum(1 for w in k.data.get("keywords") or [] if w.lower() in words)
+        if score:
+            hits[doc] = score
+    return sorted(hits, key=lambda d: -hits[d])
+
+
+def relevant_knowledge(chart: list[Evidence], knowledge: list[Evidence] | None = None, *,
+                       sections: tuple[str, ...] = ("warning-signs", "diet", "activity"),
+                       ) -> list[Evidence]:
+    """The passages (by section slug) of the education documents relevant to this chart."""
+    kb = load_kb() if knowledge is None else knowledge
+    docs = relevant_docs(kb, chart)
+    return [e for d in docs for e in kb
+            if e.data.get("doc") == d and e.id.split("#", 1)[-1] in sections]

@@ -124,7 +124,8 @@ def plan_for(doc_type: str, *, encounter_id: str | None = None, order_id: str | 
         queries = [Q(text=c.text, kind="chart", limit=3) for c in (policy.criteria if policy
                                                                  else [])]
         if policy is not None:
-            queries.append(Q(text=policy.title, kind="knowledge", limit=3))
+            # Every passage of the policy (summary, criteria, duration, documentation).
+            queries.append(Q(text=policy.title, kind="knowledge", limit=6))
     return Plan(doc_type=doc_type, picks=picks, queries=queries, encounter_id=encounter_id,
                 order_id=order_id, policy=policy)
 
