@@ -143,14 +143,14 @@ def _medicine_statements(meds: list[Evidence], stay: Evidence | None) -> list[Dr
     groups = classify_meds(meds, stay)
     out = []
     for m in groups["new"]:
-        out.append(_st(f"New medicine: take {drug_name(m)}, {how_to_take(m)}.", [m.id]))
+        out.append(_st(f"New medicine: {drug_name(m)}. Take {how_to_take(m)}.", [m.id]))
     for m, old in groups["changed"]:
         was, now = _strength(old), _strength(m)
         change = f" from {was} to {now}" if was and now and was != now else ""
-        out.append(_st(f"Changed dose{change}: take {drug_name(m)}, {how_to_take(m)}.",
+        out.append(_st(f"Changed dose{change}: {drug_name(m)}. Take {how_to_take(m)}.",
                        [m.id, old.id]))
     for m in groups["continued"]:
-        out.append(_st(f"Keep taking {drug_name(m)}, {how_to_take(m)}.", [m.id]))
+        out.append(_st(f"Keep taking {drug_name(m)}. Take {how_to_take(m)}.", [m.id]))
     for m in groups["stopped"]:
         out.append(_st(f"Stop taking {drug_name(m)}.", [m.id]))
     return out
@@ -262,13 +262,14 @@ def _order_statement(e: Evidence, *, patient: bool) -> DraftStatement:
     if codes & set(_FOLLOW_UP) or "follow-up" in name.lower():
         text = f"Follow-up: {name}" + (f" on {when}." if when else ".")
         if patient:
-            text = f"You have a follow-up visit: {name.lower()}" + (f" on {when}." if when else ".")
+            text = (f"Your next visit is on {when}. " if when else "") + \
+                f"It is a {name.lower()}."
         return _st(text, [e.id])
     if any(c.system == "http://loinc.org" for c in e.codes):
         text = f"Pending test: {_short(name)}" + (f" on {when}." if when else ".")
         if patient:
             text = f"You need a blood test ({_short(name)})" + (f" on {when}." if when else ".") \
-                + " Your care team will share the result."
+                + " We will tell you the result."
         return _st(text, [e.id])
     status = e.data.get("status")
     if patient and status == "draft":
@@ -318,9 +319,10 @@ def _discharge(chart: list[Evidence], knowledge: list[Evidence],
     if stay is not None:
         start, end = _day(stay.data.get("start")), _day(stay.data.get("end"))
         reason = stay.data.get("reason")
+        # Short sentences: discharge instructions aim at a 6th-grade reading level.
         text = "You were in the hospital" + (f" from {start}" if start else "") + (
-            f" to {end}" if end and end != start else "") + (
-            f" for {str(reason).lower()}." if reason else ".")
+            f" to {end}" if end and end != start else "") + "." + (
+            f" You were treated for {str(reason).lower()}." if reason else "")
         why.append(_st(text, [stay.id]))
         for p in _of(chart, "Procedure"):
             when = _day(p.data.get("performed"))
