@@ -1,0 +1,305 @@
+"""CDS Hooks 2.0: discovery, three services, feedback (paths, JSON shapes, camelCase as specified).
+
+A call answers at once: it checks it can get the chart (prefetch in the request, or a quick read
+of the patient from ``fhirServer``, or a chart we already hold), starts ingest + generation in the
+background and returns a card linking to the draft in the web UI (the spec's async pattern).
+412 when no chart can be had. The client's JWT is verified per the spec (see assistant.cds_jwt);
+with no trusted issuers configured, unauthenticated calls are accepted only when dev_auth is on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any, Literal
+
+import httpx
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from assistant.api.deps import Services, Svc
+from assistant.api.drafts import DraftCreate, submit
+from assistant.api.problems import PROBLEM_SCHEMA, ProblemError
+from assistant.auth import Principal
+from assistant.orders import policy_for_evidence
+from retrieval.errors import AuthError, ChartdraftError, NotFound
+from retrieval.evidence import Code, Evidence
+from retrieval.fhir_load import LoadResult, load_json
+from retrieval.fhir_server import load_server
+from retrieval.ingest import ingest_loaded
+
+log = logging.getLogger("chartdraft.cds")
+router = APIRouter(prefix="/cds-services", tags=["cds-hooks"],
+                   responses={k: PROBLEM_SCHEMA for k in (400, 401, 404, 412, 422)})
+
+PID = "{{context.patientId}}"
+CHART_PREFETCH = {
+    "patient": f"Patient/{PID}",
+    "conditions": f"Condition?patient={PID}",
+    "medications": f"MedicationRequest?patient={PID}",
+    "allergies": f"AllergyIntolerance?patient={PID}",
+    "observations": f"Observation?patient={PID}&_sort=-date&_count=100",
+    "encounters": f"Encounter?patient={PID}&_sort=-date&_count=20",
+    "procedures": f"Procedure?patient={PID}",
+    "immunizations": f"Immunization?patient={PID}",
+    "notes": f"DocumentReference?patient={PID}&_sort=-date&_count=20",
+    "coverage": f"Coverage?patient={PID}",
+}
+SERVICES: dict[str, dict[str, Any]] = {
+    "chartdraft-patient-view": {
+        "hook": "patient-view", "title": "chartdraft chart summary",
+        "description": "Drafts a cited, checked summary of the patient's chart for review.",
+        "prefetch": CHART_PREFETCH, "doc_type": "summary"},
+    "chartdraft-discharge": {
+        "hook": "encounter-discharge", "title": "chartdraft discharge instructions",
+        "description": "Drafts plain-language discharge instructions for the encounter.",
+        "prefetch": CHART_PREFETCH | {"encounter": "Encounter/{{context.encounterId}}"},
+        "doc_type": "discharge-instructions"},
+    "chartdraft-order-sign": {
+        "hook": "order-sign", "title": "chartdraft prior authorization",
+        "description": "When a draft order needs prior authorization under a payer policy, "
+                       "drafts the letter of medical necessity.",
+        "prefetch": CHART_PREFETCH,
+        "doc_type": "prior-auth"},
+}
+
+
+class FhirAuthorization(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int | None = None
+    scope: str | None = None
+    subject: str | None = None
+
+
+class HookRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    hook: str
+    hookInstance: str  # noqa: N815 (CDS Hooks wire name)
+    fhirServer: str | None = None  # noqa: N815
+    fhirAuthorization: FhirAuthorization | None = None  # noqa: N815
+    context: dict[str, Any]
+    prefetch: dict[str, Any] | None = None
+
+
+class OverrideReason(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    reason: dict[str, Any] | None = None
+    userComment: str | None = None  # noqa: N815
+
+
+class FeedbackItem(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    card: str
+    outcome: Literal["accepted", "overridden"]
+    overrideReason: OverrideReason | None = None  # noqa: N815
+    acceptedSuggestions: list[dict[str, Any]] | None = None  # noqa: N815
+    outcomeTimestamp: str | None = None  # noqa: N815
+
+
+class FeedbackRequest(BaseModel):
+    feedback: list[FeedbackItem] = Field(min_length=1, max_length=100)
+
+
+@router.get("", summary="CDS Hooks discovery")
+def discovery() -> dict[str, Any]:
+    return {"services": [
+        {"hook": s["hook"], "id": sid, "title": s["title"], "description": s["description"],
+         "prefetch": s["prefetch"]} for sid, s in SERVICES.items()]}
+
+
+def _caller(svc: Services, request: Request, service_id: str) -> Principal:
+    authz = request.headers.get("authorization")
+    audience = f"{svc.settings.public_url.rstrip('/')}/cds-services/{service_id}"
+    if not authz and svc.settings.dev_auth and not svc.settings.cds_issuers:
+        return Principal(subject="cds-client:dev-unauthenticated", role="ehr-service",
+                         method="cds")
+    claims = svc.cds.verify(authz, audience=audience)
+    return Principal(subject=f"cds:{claims['iss']}|{claims.get('sub', '')}", role="ehr-service",
+                     method="cds")
+
+
+def _prefetch_resources(prefetch: dict[str, Any] | None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for value in (prefetch or {}).values():
+        if not isinstance(value, dict):
+            continue  # null: the EHR could not prefetch this key
+        if value.get("resourceType") == "Bundle":
+            out.extend(e["resource"] for e in value.get("entry") or []
+                       if isinstance(e, dict) and isinstance(e.get("resource"), dict))
+        elif "resourceType" in value:
+            out.append(value)
+    return out
+
+
+def _as_bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "collection",
+            "entry": [{"resource": r} for r in resources]}
+
+
+def _order_evidence(res: dict[str, Any]) -> Evidence | None:
+    rt = res.get("resourceType")
+    if rt not in ("ServiceRequest", "MedicationRequest") or not res.get("id"):
+        return None
+    concept = res.get("code") if rt == "ServiceRequest" else res.get("medicationCodeableConcept")
+    codings = (concept or {}).get("coding") or []
+    codes = [Code(system=c.get("system"), code=c.get("code"), display=c.get("display"))
+             for c in codings if isinstance(c, dict)]
+    title = (concept or {}).get("text") or next((c.display for c in codes if c.display), rt)
+    return Evidence(id=f"{rt}/{res['id']}", resource_type=rt, title=str(title), text=str(title),
+                    codes=codes, data={"status": res.get("status")})
+
+
+def _chart_source(svc: Services, body: HookRequest, patient_id: str,
+                  extra: list[dict[str, Any]]) -> tuple[str, Any]:
+    """Decide (fast) where the chart comes from; the slow part runs later in the background."""
+    resources = _prefetch_resources(body.prefetch) + extra
+    if any(r.get("resourceType") == "Patient" and r.get("id") == patient_id for r in resources):
+        return "prefetch", resources
+    if body.fhirServer:
+        token = body.fhirAuthorization.access_token if body.fhirAuthorization else None
+        headers = {"Accept": "application/fhir+json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            r = httpx.get(f"{body.fhirServer.rstrip('/')}/Patient/{patient_id}", headers=headers,
+                          timeout=0.3)
+            if r.status_code == 200:
+                return "server", (body.fhirServer, token, extra)
+        except httpx.HTTPError:
+            pass
+    if svc.rt.store.patient(patient_id) is not None:
+        return "store", extra  # the EHR loaded this chart through /v1/charts already
+    raise ProblemError(412, "Precondition failed",
+                       f"no chart for patient {patient_id!r}: no usable prefetch and the FHIR "
+                       "server could not be read", where="prefetch",
+                       fix="send the prefetch from discovery, or fhirServer with "
+                           "fhirAuthorization")
+
+
+def _prepare(svc: Services, source: str, payload: Any, patient_id: str) -> Any:
+    rt = svc.rt
+
+    def ingest(loaded: LoadResult) -> None:
+        ingest_loaded(loaded, store=rt.store, index=rt.index, embedder=rt.embedder)
+
+    if source == "prefetch":
+        return lambda: ingest(load_json(_as_bundle(payload), source="cds-prefetch"))
+    if source == "server":
+        base, token, extra = payload
+
+        def fetch() -> None:
+            loaded = load_server(base, token=token, patient_ids=[patient_id], timeout=30)
+            if extra:
+                loaded.extend(load_json(_as_bundle(extra), source="cds-context"))
+            ingest(loaded)
+        return fetch
+    if payload:
+        return lambda: ingest(load_json(_as_bundle(payload), source="cds-context"))
+    return None
+
+
+def _card(svc: Services, draft_id: str, summary: str, detail: str, indicator: str,
+          label: str) -> dict[str, Any]:
+    base = svc.settings.public_url.rstrip("/")
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": summary[:139],
+        "detail": detail,
+        "indicator": indicator,
+        "source": {"label": "chartdraft", "topic": {"code": draft_id,
+                                                    "system": "urn:chartdraft:draft"}},
+        "links": [{"label": label, "url": f"{base}/ui/drafts/{draft_id}", "type": "smart",
+                   "appContext": f'{{"draftId": "{draft_id}"}}'}],
+    }
+
+
+def _highlights(svc: Services, patient_id: str) -> list[str]:
+    latest = svc.store.latest_draft(patient_id, "summary", statuses=("draft", "signed"))
+    if latest is None or latest[1] != svc.rt.store.chart_version(patient_id):
+        return []
+    return [s.text for s in latest[0].statements() if not s.flagged][:3]
+
+
+@router.post("/{service_id}", summary="Invoke a CDS service (answers at once; drafts in the "
+             "background)")
+async def call_service(service_id: str, body: HookRequest, request: Request,
+                       svc: Svc) -> dict[str, Any]:
+    spec = SERVICES.get(service_id)
+    if spec is None:
+        raise NotFound(f"no CDS service {service_id!r}", where="service id",
+                       fix="see GET /cds-services")
+    if body.hook != spec["hook"]:
+        raise ProblemError(400, "Bad input", f"service {service_id} answers hook "
+                           f"{spec['hook']!r}, not {body.hook!r}", where="hook")
+    p = _caller(svc, request, service_id)
+    patient_id = body.context.get("patientId")
+    if not isinstance(patient_id, str) or not patient_id:
+        raise ProblemError(400, "Bad input", "context.patientId is required",
+                           where="context.patientId")
+    encounter_id = body.context.get("encounterId")
+    order_id = None
+    extra: list[dict[str, Any]] = []
+    policy_title = None
+    if spec["hook"] == "order-sign":
+        orders = _prefetch_resources({"o": body.context.get("draftOrders")})
+        for res in orders:
+            ev = _order_evidence(res)
+            policy = policy_for_evidence(ev) if ev else None
+            if ev is not None and policy is not None:
+                order_id, policy_title = ev.id, policy.title
+                extra = orders
+                break
+        if order_id is None:
+            await asyncio.to_thread(svc.audit, p, "cds.call", patient_id=patient_id,
+                                    purpose=f"{service_id}: no order needs prior auth")
+            return {"cards": []}
+    source, payload = await asyncio.to_thread(_chart_source, svc, body, patient_id, extra)
+    prepare = _prepare(svc, source, payload, patient_id)
+    draft = await asyncio.to_thread(
+        submit, svc, p, DraftCreate(patient_id=patient_id, doc_type=spec["doc_type"],
+                                    encounter_id=encounter_id, order_id=order_id),
+        purpose=f"cds {service_id} ({body.hookInstance})", prepare=prepare, check_exists=False,
+        reuse_inflight=True)
+    await asyncio.to_thread(svc.audit, p, "cds.call", patient_id=patient_id, target=draft.id,
+                            purpose=f"{service_id} via {source}")
+    if spec["hook"] == "patient-view":
+        hl = await asyncio.to_thread(_highlights, svc, patient_id)
+        detail = ("\n".join(f"- {h}" for h in hl) + "\n\n" if hl else "") + \
+            "A cited chart summary is being drafted; open it to review."
+        card = _card(svc, draft.id, "Chart summary draft ready for review", detail, "info",
+                     "Open summary draft")
+    elif spec["hook"] == "encounter-discharge":
+        card = _card(svc, draft.id, "Discharge instructions drafted for review",
+                     "Plain-language discharge instructions, every statement cited and checked.",
+                     "info", "Review discharge instructions")
+    else:
+        card = _card(svc, draft.id, f"Prior authorization likely needed: {policy_title}",
+                     f"Order {order_id} is covered by the payer policy '{policy_title}'. A letter "
+                     "of medical necessity is being drafted.", "warning",
+                     "Review prior-auth letter")
+    return {"cards": [card]}
+
+
+@router.post("/{service_id}/feedback", summary="CDS Hooks feedback: accepted or overridden cards")
+async def service_feedback(service_id: str, body: FeedbackRequest, request: Request,
+                           svc: Svc) -> dict[str, Any]:
+    if service_id not in SERVICES:
+        raise NotFound(f"no CDS service {service_id!r}", where="service id")
+    try:
+        p = _caller(svc, request, f"{service_id}/feedback")
+    except AuthError:
+        p = _caller(svc, request, service_id)
+    for item in body.feedback:
+        await asyncio.to_thread(
+            svc.store.add_cds_feedback, service_id, item.card, item.outcome,
+            override_reason=item.overrideReason.model_dump() if item.overrideReason else None,
+            accepted_suggestions=item.acceptedSuggestions,
+            outcome_timestamp=item.outcomeTimestamp, actor=p.subject)
+        await asyncio.to_thread(svc.audit, p, "cds.feedback",
+                                purpose=f"{service_id} {item.outcome}", target=item.card)
+    return {"stored": len(body.feedback)}
+
+
+__all__ = ["router", "ChartdraftError"]

@@ -1,0 +1,191 @@
+"""Background draft generation: a bounded worker pool, persisted status, per-draft event fan-out.
+
+``Jobs.submit`` saves the draft as ``pending`` and returns at once; a worker thread runs the
+pipeline (after an optional ``prepare`` step such as ingesting a CDS prefetch) and saves the result.
+A slow model only keeps its worker busy: the request that asked for the draft has long returned,
+and the draft's status says where it is. Each draft has a channel: subscribers (SSE) get every
+event produced so far, then the live ones, then ``done`` — never a gap, never a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from assistant.audit import AuditEvent, output_hash
+from assistant.draft import Draft
+from assistant.pipeline import DraftRequest, run_draft
+from assistant.runtime import Runtime
+from assistant.store import Store
+from retrieval.errors import ChartdraftError, StoreError
+
+log = logging.getLogger("chartdraft.jobs")
+Event = dict[str, Any]
+TERMINAL = ("draft", "signed", "rejected", "failed")
+
+
+@dataclass
+class Channel:
+    events: list[Event] = field(default_factory=list)
+    subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Event]]] = field(
+        default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def publish(self, ev: Event) -> None:
+        with self.lock:
+            self.events.append(ev)
+            subs = list(self.subscribers)
+        for loop, q in subs:
+            with contextlib.suppress(RuntimeError):  # that subscriber's loop is gone
+                loop.call_soon_threadsafe(q.put_nowait, ev)
+
+    def subscribe(self, loop: asyncio.AbstractEventLoop
+                  ) -> tuple[list[Event], asyncio.Queue[Event]]:
+        q: asyncio.Queue[Event] = asyncio.Queue()
+        with self.lock:
+            self.subscribers.append((loop, q))
+            return list(self.events), q
+
+    def unsubscribe(self, q: asyncio.Queue[Event]) -> None:
+        with self.lock:
+            self.subscribers = [(lp, x) for lp, x in self.subscribers if x is not q]
+
+
+def statement_event(section: str, st: Any) -> Event:
+    return {"type": "statement", "section": section, "statement": st.model_dump(mode="json")}
+
+
+def draft_output_hash(draft: Draft) -> str:
+    return output_hash("\n".join(f"{s.id}\t{s.text}\t{','.join(s.citations)}"
+                                 for s in draft.statements()))
+
+
+class Jobs:
+    def __init__(self, rt: Runtime, store: Store, *, workers: int = 2, max_pending: int = 64,
+                 keep_channels: int = 256) -> None:
+        self.rt, self.store = rt, store
+        self.max_pending = max_pending
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="draft")
+        self._channels: OrderedDict[str, Channel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._keep = keep_channels
+        self._inflight: dict[tuple[str | None, ...], str] = {}
+
+    def channel(self, draft_id: str) -> Channel | None:
+        with self._lock:
+            return self._channels.get(draft_id)
+
+    def submit(self, req: DraftRequest, *, actor: str, role: str,
+               prepare: Callable[[], None] | None = None, purpose: str | None = None,
+               reuse_inflight: bool = False) -> Draft:
+        """Start a draft; with ``reuse_inflight``, the same request already running is returned
+        instead (a burst of CDS calls for one patient makes one draft, not fifty)."""
+        key = (req.patient_id, req.doc_type, req.encounter_id, req.order_id, req.backend)
+        with self._lock:
+            running = self._inflight.get(key) if reuse_inflight else None
+        if running is not None:
+            try:
+                return self.store.get_draft(running)
+            except ChartdraftError:
+                pass
+        with self._lock:
+            if self._pending >= self.max_pending:
+                raise StoreError("too many drafts are being generated right now",
+                                 where="draft queue", fix="retry in a minute")
+            self._pending += 1
+        draft = Draft(patient_id=req.patient_id, doc_type=req.doc_type,  # type: ignore[arg-type]
+                      encounter_id=req.encounter_id, order_id=req.order_id, status="pending")
+        try:
+            version = self._chart_version(req.patient_id)
+            self.store.save_draft(draft, chart_version=version, created_by=actor)
+        except BaseException:
+            with self._lock:
+                self._pending -= 1
+            raise
+        ch = Channel()
+        with self._lock:
+            self._inflight[key] = draft.id
+            self._channels[draft.id] = ch
+            while len(self._channels) > self._keep:
+                old_id, old = next(iter(self._channels.items()))
+                if not old.done.is_set():
+                    break
+                self._channels.pop(old_id)
+        snapshot = draft.model_copy(deep=True)  # the worker mutates its own copy
+        self._pool.submit(self._run, draft, req, ch, actor, role, prepare, purpose, key)
+        return snapshot
+
+    def _chart_version(self, patient_id: str) -> str | None:
+        try:
+            return self.rt.store.chart_version(patient_id)
+        except ChartdraftError:
+            return None
+
+    def _run(self, draft: Draft, req: DraftRequest, ch: Channel, actor: str, role: str,
+             prepare: Callable[[], None] | None, purpose: str | None,
+             key: tuple[str | None, ...]) -> None:
+        try:
+            if prepare is not None:
+                prepare()
+                self.store.save_draft(draft, chart_version=self._chart_version(draft.patient_id))
+            draft.status = "generating"
+            self.store.save_draft(draft)
+
+            def on_event(ev: Event) -> None:
+                if ev.get("type") == "statement":
+                    ch.publish(statement_event(ev["section"], ev["statement"]))
+                elif ev.get("type") == "fallback":
+                    ch.publish({"type": "fallback", "reason": ev.get("reason")})
+
+            result = run_draft(self.rt, req, on_event=on_event, draft=draft)
+            self.store.save_draft(result)
+            self.store.append_audit(AuditEvent(
+                actor=actor, role=role, action="draft.create", patient_id=result.patient_id,
+                target=result.id, purpose=purpose, evidence_ids=[e.id for e in result.evidence],
+                model=result.model, prompt_version=result.prompt_version or None,
+                output_hash=draft_output_hash(result)))
+            log.info("draft %s done: %d statements, %d open flags, %.2fs", result.id,
+                     len(result.statements()), len(result.open_flags()),
+                     result.timings.get("total", 0.0))
+            ch.publish({"type": "done", "draft_id": result.id, "status": result.status})
+        except Exception as exc:  # the draft must end in a state, whatever happened
+            reason = exc.detail if isinstance(exc, ChartdraftError) else type(exc).__name__
+            if not isinstance(exc, ChartdraftError):
+                log.exception("draft %s failed", draft.id)
+            else:
+                log.warning("draft %s failed: %s", draft.id, type(exc).__name__)
+            draft.status = "failed"
+            try:
+                self.store.save_draft(draft, error=reason)
+                self.store.append_audit(AuditEvent(
+                    actor=actor, role=role, action="draft.create", patient_id=draft.patient_id,
+                    target=draft.id, purpose=f"failed: {type(exc).__name__}"))
+            except ChartdraftError:
+                log.error("could not record failure of draft %s", draft.id)
+            ch.publish({"type": "done", "draft_id": draft.id, "status": "failed",
+                        "error": reason})
+        finally:
+            ch.done.set()
+            with self._lock:
+                self._pending -= 1
+                if self._inflight.get(key) == draft.id:
+                    del self._inflight[key]
+
+    async def wait(self, draft_id: str, timeout: float) -> bool:
+        """True when the draft is finished (or was not being generated here)."""
+        ch = self.channel(draft_id)
+        if ch is None or ch.done.is_set():
+            return True
+        return await asyncio.to_thread(ch.done.wait, timeout)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
