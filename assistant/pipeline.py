@@ -130,7 +130,8 @@ def run_draft(rt: Runtime, req: DraftRequest, *, on_event: OnEvent | None = None
             draft.backend, draft.mode, draft.model = "extractive", "extractive", "none (extractive)"
         with timer.stage("compose"):
             sections = compose(req.doc_type, shown, required=gathered.required,
-                               patient_id=req.patient_id, order_id=req.order_id, policy=policy)
+                               patient_id=req.patient_id, order_id=req.order_id, policy=policy,
+                               encounter_id=req.encounter_id)
         with timer.stage("verify"):
             for sec in sections:
                 for st in sec.statements:
@@ -208,7 +209,8 @@ def _constrained(rt: Runtime, draft: Draft, backend: Any, gathered: Gathered,
 
     with timer.stage("compose"):
         sections = compose(draft.doc_type, shown, required=gathered.required,
-                           patient_id=draft.patient_id, order_id=draft.order_id, policy=policy)
+                           patient_id=draft.patient_id, order_id=draft.order_id, policy=policy,
+                           encounter_id=draft.encounter_id)
     by_id = {e.id: e for e in shown}
     audience = "patient" if draft.doc_type == "discharge-instructions" else "clinician"
     for sec in sections:

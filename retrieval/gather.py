@@ -14,6 +14,7 @@ from retrieval.chart_store import ChartStore
 from retrieval.embeddings import Embedder
 from retrieval.errors import NotFound
 from retrieval.evidence import Evidence
+from retrieval.knowledge import relevant_knowledge
 from retrieval.plans import Plan, apply_pick, required_ids
 from retrieval.vector_index import EvidenceIndex, assert_patient
 
@@ -68,6 +69,13 @@ def gather(
                 if h.evidence.id not in origin:
                     origin[h.evidence.id] = "search"
                     found.append(h.evidence)
+    if plan.doc_type == "discharge-instructions":
+        # Education about *this* patient's problems and medicines: a generic semantic query
+        # cannot know them, so match the knowledge base by the chart's codes and titles.
+        for e in relevant_knowledge(chart):
+            if e.id not in origin:
+                origin[e.id] = "pick"
+                found.append(e)
     selected = picked + found
     assert_patient(selected, patient_id)  # defence in depth: the index filtered already
     req = required_ids(plan, chart)
