@@ -1,0 +1,298 @@
+"""Public entry points: check one statement, a whole draft, or a draft JSON file's content."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from chartdraft_guardrails.citation import check_citations, is_clinical
+from chartdraft_guardrails.contradiction import check_contradiction
+from chartdraft_guardrails.facts import EvidenceFacts, chart_vocab, evidence_facts, statement_facts
+from chartdraft_guardrails.injection import InjectionFinding, check_injection, scan_evidence
+from chartdraft_guardrails.omission import check_omissions, check_sections
+from chartdraft_guardrails.phi import Allowed, allowed_identifiers, check_phi
+from chartdraft_guardrails.policy import load_policy
+from chartdraft_guardrails.readability import check_readability
+from chartdraft_guardrails.statement import CheckResult, Statement, Verdict, worst
+from chartdraft_guardrails.support import check_support
+from retrieval.errors import BadInput
+from retrieval.evidence import Evidence
+
+__all__ = [
+    "DraftReport",
+    "check_draft",
+    "check_draft_json",
+    "check_statement",
+    "is_clinical",
+    "scan_evidence",
+]
+
+
+@dataclass
+class ChartContext:
+    """Everything derived from one chart once: facts per evidence, vocabulary, injections, PHI."""
+
+    chart: list[Evidence]
+    by_id: dict[str, Evidence]
+    facts: dict[str, EvidenceFacts]
+    vocab: frozenset[str]
+    injections: list[InjectionFinding]
+    allowed: Allowed
+
+
+_contexts: OrderedDict[int, ChartContext] = OrderedDict()
+
+
+def chart_context(chart: list[Evidence], patient: Evidence | None = None) -> ChartContext:
+    """Cached per chart list object (the pipeline checks many statements against one chart)."""
+    key = id(chart)
+    ctx = _contexts.get(key)
+    if ctx is not None and ctx.chart is chart and len(ctx.by_id) == len({e.id for e in chart}):
+        return ctx
+    pat = patient or next((e for e in chart if e.resource_type == "Patient"), None)
+    ctx = ChartContext(
+        chart=chart,
+        by_id={e.id: e for e in chart},
+        facts={e.id: evidence_facts(e) for e in chart},
+        vocab=chart_vocab(chart),
+        injections=scan_evidence(chart),
+        allowed=allowed_identifiers(pat, chart),
+    )
+    _contexts[key] = ctx
+    while len(_contexts) > 8:
+        _contexts.popitem(last=False)
+    return ctx
+
+
+def _facts_for(e: Evidence, ctx: ChartContext) -> EvidenceFacts:
+    f = ctx.facts.get(e.id)
+    return f if f is not None and f.evidence is e else evidence_facts(e)
+
+
+def check_statement(
+    statement: Statement,
+    *,
+    cited: list[Evidence],
+    chart: list[Evidence],
+    shown_ids: set[str],
+    patient_id: str,
+    doc_type: str,
+    phi_ner: bool = False,
+) -> list[CheckResult]:
+    """Every check on one statement. An empty list means nothing needed checking."""
+    ctx = chart_context(chart)
+    results = check_citations(
+        statement, chart_by_id=ctx.by_id, cited=cited, shown_ids=shown_ids, patient_id=patient_id
+    )
+    bad = {i for r in results for i in r.evidence_ids}
+    by_id = {e.id: e for e in cited}
+    for cid in statement.citations:
+        if cid not in by_id and cid in ctx.by_id:
+            by_id[cid] = ctx.by_id[cid]
+    usable = [by_id[c] for c in statement.citations if c in by_id and c not in bad]
+    facts = statement_facts(statement.text, ctx.vocab)
+    if usable:
+        results += check_support(facts, [_facts_for(e, ctx) for e in usable])
+    if statement.citations or is_clinical(statement.text):
+        results += check_contradiction(facts, list(ctx.facts.values()), ctx.vocab)
+    cited_inj = scan_evidence([e for e in usable if e.id not in ctx.by_id])
+    results += check_injection(statement.text, ctx.injections + cited_inj)
+    results += check_phi(statement.text, ctx.allowed, ner=phi_ner)
+    return results
+
+
+@dataclass
+class StatementReport:
+    section: int
+    index: int
+    title: str
+    statement: Statement
+    results: list[CheckResult]
+
+    @property
+    def verdict(self) -> Verdict:
+        return worst(self.results)
+
+    def reasons(self) -> list[str]:
+        fails = [r.reason for r in self.results if r.verdict != "supported"]
+        return fails or [r.reason for r in self.results if r.reason][:1]
+
+
+@dataclass
+class DraftReport:
+    statements: list[StatementReport] = field(default_factory=list)
+    omissions: list[dict[str, str]] = field(default_factory=list)
+    missing_sections: list[str] = field(default_factory=list)
+    readability: list[dict[str, Any]] = field(default_factory=list)
+    injection: list[InjectionFinding] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        by: dict[str, int] = {}
+        for s in self.statements:
+            by[s.verdict] = by.get(s.verdict, 0) + 1
+        return {
+            "statements": len(self.statements),
+            "supported": by.get("supported", 0),
+            "flagged": len(self.statements) - by.get("supported", 0),
+            "by_verdict": by,
+            "omissions": self.omissions,
+            "missing_sections": self.missing_sections,
+            "readability": self.readability,
+            "injection": [
+                {"evidence_id": f.evidence_id, "kind": f.kind, "reason": f.reason()}
+                for f in self.injection
+            ],
+        }
+
+
+def check_draft(
+    sections: list[tuple[str, list[Statement]]],
+    *,
+    chart: list[Evidence],
+    shown_ids: set[str],
+    patient_id: str,
+    doc_type: str,
+    required_ids: set[str] | frozenset[str] = frozenset(),
+    patient: Evidence | None = None,
+    shown: list[Evidence] | None = None,
+    required_sections: list[str] | None = None,
+    phi_ner: bool = False,
+) -> DraftReport:
+    """Per-statement results plus the draft-level findings.
+
+    ``shown`` (the evidence in the prompt) lets knowledge passages be checked; chart evidence is
+    looked up in ``chart``.
+    """
+    ctx = chart_context(chart, patient)
+    extra = {e.id: e for e in (shown or []) if e.id not in ctx.by_id}
+    pol = load_policy()
+    report = DraftReport()
+    for i, (title, statements) in enumerate(sections):
+        for j, st in enumerate(statements):
+            cited = [
+                ctx.by_id.get(c) or extra[c] for c in st.citations if c in ctx.by_id or c in extra
+            ]
+            res = check_statement(
+                st,
+                cited=cited,
+                chart=chart,
+                shown_ids=shown_ids,
+                patient_id=patient_id,
+                doc_type=doc_type,
+                phi_ner=phi_ner,
+            )
+            report.statements.append(StatementReport(i, j, title, st, res))
+    report.omissions = check_omissions(sections, required_ids=required_ids, chart_by_id=ctx.by_id)
+    wanted = required_sections
+    if wanted is None:
+        wanted = list((pol.get("required_sections") or {}).get(doc_type, []))
+    report.missing_sections = check_sections([t for t, _ in sections], wanted)
+    rd = pol.get("readability") or {}
+    if doc_type in rd.get("doc_types", []):
+        report.readability = [
+            check_readability(
+                t,
+                [s.text for s in sts],
+                target=float(rd.get("target", 6)),
+                limit=float(rd.get("limit", 8)),
+            )
+            for t, sts in sections
+            if sts
+        ]
+    shown_ev = [ctx.by_id[i] for i in shown_ids if i in ctx.by_id] + list(extra.values())
+    report.injection = scan_evidence(shown_ev)
+    return report
+
+
+def _need(obj: Any, key: str, kind: type, where: str) -> Any:
+    if not isinstance(obj, dict) or key not in obj:
+        raise BadInput(
+            f"missing field {key!r}",
+            where=where,
+            fix='a draft is {"patient_id", "doc_type", "sections": [{"title", '
+            '"statements": [{"text", "citations"}]}]}',
+        )
+    value = obj[key]
+    if not isinstance(value, kind):
+        raise BadInput(
+            f"field {key!r} must be {kind.__name__}, got {type(value).__name__}",
+            where=f"{where}.{key}",
+        )
+    return value
+
+
+def check_draft_json(draft: dict[str, Any], chart: list[Evidence]) -> dict[str, Any]:
+    """The ``chartdraft check --json`` report for a Draft-shaped dict against loaded evidence."""
+    if not isinstance(draft, dict):
+        raise BadInput("the draft must be a JSON object", where="draft")
+    patient_id = _need(draft, "patient_id", str, "draft")
+    doc_type = _need(draft, "doc_type", str, "draft")
+    known = list((load_policy().get("required_sections") or {}).keys())
+    if doc_type not in known:
+        raise BadInput(
+            f"unknown doc_type {doc_type!r}",
+            where="draft.doc_type",
+            fix=f"use one of {', '.join(known)}",
+        )
+    sections: list[tuple[str, list[Statement]]] = []
+    for i, sec in enumerate(_need(draft, "sections", list, "draft")):
+        where = f"draft.sections[{i}]"
+        title = _need(sec, "title", str, where)
+        sts = []
+        for j, st in enumerate(_need(sec, "statements", list, where)):
+            w = f"{where}.statements[{j}]"
+            text = _need(st, "text", str, w)
+            cits = st.get("citations", []) if isinstance(st, dict) else []
+            if not isinstance(cits, list) or not all(isinstance(c, str) for c in cits):
+                raise BadInput(
+                    "citations must be a list of evidence ids",
+                    where=f"{w}.citations",
+                    fix='e.g. ["Condition/123"]',
+                )
+            sts.append(Statement(text=text, citations=cits))
+        sections.append((title, sts))
+    mine = [e for e in chart if e.patient_id == patient_id or e.kind == "knowledge"]
+    if not any(e.patient_id == patient_id for e in mine):
+        present = sorted({e.patient_id for e in chart if e.patient_id})[:5]
+        raise BadInput(
+            f"patient {patient_id!r} is not in the chart",
+            where="draft.patient_id",
+            fix=f"patients in the chart: {', '.join(present) or 'none'}",
+        )
+    others = {e.id: e for e in chart if e.patient_id not in (None, patient_id)}
+    report = DraftReport()
+    ctx = chart_context(mine)
+    shown = {e.id for e in mine}
+    for i, (title, sts) in enumerate(sections):
+        for j, st in enumerate(sts):
+            cited = [
+                ctx.by_id.get(c) or others[c] for c in st.citations if c in ctx.by_id or c in others
+            ]
+            res = check_statement(
+                st,
+                cited=cited,
+                chart=mine,
+                shown_ids=shown,
+                patient_id=patient_id,
+                doc_type=doc_type,
+            )
+            report.statements.append(StatementReport(i, j, title, st, res))
+    full = check_draft(
+        sections, chart=mine, shown_ids=shown, patient_id=patient_id, doc_type=doc_type
+    )
+    report.missing_sections, report.readability = full.missing_sections, full.readability
+    report.injection = full.injection
+    return {
+        "statements": [
+            {
+                "section": s.section,
+                "index": s.index,
+                "text": s.statement.text,
+                "verdict": s.verdict,
+                "reasons": s.reasons(),
+            }
+            for s in report.statements
+        ],
+        "summary": report.summary(),
+    }

@@ -1,0 +1,223 @@
+"""Contradiction check: a statement conflicts with the rest of the chart.
+
+Even when its own citation seems to back it: "no known allergies" while AllergyIntolerance records
+exist; a drug given to a patient allergic to it or to its class; a dose that differs from the
+active order; "resolved" or "stopped" for something active; "still taking" what was stopped;
+denying a condition or drug the chart records as active.
+"""
+
+from __future__ import annotations
+
+import re
+
+from chartdraft_guardrails import lexicon
+from chartdraft_guardrails.facts import (
+    STATUS_ACTIVE,
+    STATUS_INACTIVE,
+    EvidenceFacts,
+    StatementFacts,
+    drug_names,
+    is_term,
+    stem_match,
+    words,
+)
+from chartdraft_guardrails.statement import CheckResult
+from chartdraft_guardrails.units import same_quantity, unit_key
+
+_ABOUT_ALLERGY = re.compile(
+    r"allerg|reaction|rash|hives|anaphyla|intoleran|swelling|avoid|"
+    r"do not (?:take|use|give)|don't (?:take|use)|never (?:take|use)"
+)
+_NEG_SCOPE = re.compile(
+    r"\b(?:no|not|denies|denied|never|without|negative for|free of|"
+    r"no history of)\b((?:\W+[\w\-]+){1,5})"
+)
+_REFUTED = {"refuted", "entered-in-error"}
+
+
+def allergies(chart: list[EvidenceFacts]) -> list[EvidenceFacts]:
+    out = []
+    for c in chart:
+        if c.evidence.resource_type != "AllergyIntolerance":
+            continue
+        d = c.evidence.data
+        if str(d.get("verification_status") or "").lower() in _REFUTED:
+            continue
+        if str(d.get("clinical_status") or "active").lower() in {"inactive", "resolved"}:
+            continue
+        out.append(c)
+    return out
+
+
+def allergy_classes(a: EvidenceFacts) -> tuple[set[str], set[str]]:
+    """(generic names, drug classes) an allergy record covers."""
+    sub = str(a.evidence.data.get("substance") or a.evidence.title)
+    names = drug_names(sub) | a.drugs
+    classes: set[str] = set()
+    canon = lexicon.canonical(sub)
+    for word, cls in lexicon.CLASS_WORDS.items():
+        if re.search(r"\b" + re.escape(word) + r"\b", canon):
+            classes.add(cls)
+    for n in names:
+        classes |= lexicon.DRUG_CLASSES.get(n, set())
+    return names, classes
+
+
+def _negated(canon: str) -> set[str]:
+    out: set[str] = set()
+    for m in _NEG_SCOPE.finditer(canon):
+        out |= set(re.findall(r"[a-z][a-z0-9\-']*", m.group(1)))
+    return out
+
+
+def _mass_by_drug(facts: StatementFacts) -> dict[str, list[tuple[str, str]]]:
+    """Mass quantities in the statement, each given to the nearest drug named before it."""
+    spots = sorted((p, name) for name, ps in facts.drugs.items() for p in ps)
+    out: dict[str, list[tuple[str, str]]] = {}
+    for q in facts.quantities:
+        k = unit_key(q.unit)
+        if not k or k[0] != "mass" or not spots:
+            continue
+        before = [name for p, name in spots if p <= q.span[0]]
+        name = before[-1] if before else spots[0][1]
+        out.setdefault(name, []).append((q.text, q.unit or ""))
+    return out
+
+
+def _matches_concept(terms: set[str], e: EvidenceFacts, vocab: frozenset[str]) -> bool:
+    title = {w for w in words(lexicon.canonical(e.evidence.title)) if is_term(w, vocab)}
+    if not title or not terms:
+        return False
+    hit = {w for w in title if stem_match(w, terms)}
+    return bool(hit) and len(hit) / len(title) >= 0.5 and any(len(w) >= 5 for w in hit)
+
+
+def check_contradiction(
+    facts: StatementFacts, chart: list[EvidenceFacts], vocab: frozenset[str]
+) -> list[CheckResult]:
+    out: list[CheckResult] = []
+
+    def flag(reason: str, ids: list[str]) -> None:
+        out.append(
+            CheckResult(
+                check="contradiction", verdict="contradicted", reason=reason, evidence_ids=ids
+            )
+        )
+
+    allergy = allergies(chart)
+    if facts.no_known_allergies and allergy:
+        names = ", ".join(
+            sorted({str(a.evidence.data.get("substance") or a.evidence.title) for a in allergy})[:4]
+        )
+        flag(
+            f"says no known allergies, but the chart records allergies ({names})",
+            [a.evidence.id for a in allergy],
+        )
+
+    negated = _negated(facts.canon)
+    about_allergy = bool(_ABOUT_ALLERGY.search(facts.canon))
+    if not about_allergy:
+        for name in facts.drugs:
+            if set(name.split()) <= negated:
+                continue
+            classes = lexicon.DRUG_CLASSES.get(name, set())
+            for a in allergy:
+                anames, acls = allergy_classes(a)
+                if name in anames:
+                    flag(
+                        f"names {name}, but the patient is allergic to it ({a.evidence.title})",
+                        [a.evidence.id],
+                    )
+                elif classes & acls:
+                    cls = ", ".join(sorted(classes & acls))
+                    flag(
+                        f"names {name} ({cls}), but the patient is allergic to that class "
+                        f"({a.evidence.title})",
+                        [a.evidence.id],
+                    )
+
+    active_meds = [
+        c
+        for c in chart
+        if c.evidence.resource_type == "MedicationRequest" and c.status in STATUS_ACTIVE
+    ]
+    for name, stated in _mass_by_drug(facts).items():
+        orders = [c for c in active_meds if name in c.drugs]
+        if not orders or facts.status_claim == "inactive":
+            continue
+        mass = [
+            (v, u)
+            for c in orders
+            for v, u in c.quantities
+            if u and (unit_key(u) or ("", 0.0))[0] == "mass"
+        ]
+        if mass and not any(same_quantity(t, su, v, u) for t, su in stated for v, u in mass):
+            have = ", ".join(sorted({f"{v:g} {u}" for v, u in mass}))
+            says = ", ".join(f"{t} {su}" for t, su in stated)
+            flag(
+                f"gives {name} as {says}, but the active order says {have}",
+                [c.evidence.id for c in orders],
+            )
+
+    drug_related = {
+        n: [c for c in chart if n in c.drugs and c.evidence.resource_type.startswith("Medication")]
+        for n in facts.drugs
+    }
+    cond_related = [
+        c
+        for c in chart
+        if c.evidence.resource_type == "Condition" and _matches_concept(facts.terms, c, vocab)
+    ]
+    if facts.status_claim == "inactive":
+        for n, rel in drug_related.items():
+            act = [c for c in rel if c.status in STATUS_ACTIVE]
+            if act:
+                flag(
+                    f"says {n} was stopped, but {act[0].evidence.id} is {act[0].status}",
+                    [c.evidence.id for c in act],
+                )
+        act = [c for c in cond_related if c.status in STATUS_ACTIVE]
+        if act and not drug_related:
+            flag(
+                f"says {act[0].evidence.title} resolved, but {act[0].evidence.id} is active",
+                [c.evidence.id for c in act],
+            )
+    elif facts.status_claim == "active":
+        for n, rel in drug_related.items():
+            if rel and all(c.status in STATUS_INACTIVE for c in rel):
+                flag(
+                    f"says {n} is current, but every order for it is stopped or completed "
+                    f"({rel[0].evidence.id} is {rel[0].status})",
+                    [c.evidence.id for c in rel],
+                )
+        if (
+            cond_related
+            and not drug_related
+            and all(c.status in STATUS_INACTIVE for c in cond_related)
+        ):
+            c0 = cond_related[0]
+            flag(
+                f"says {c0.evidence.title} is active, but {c0.evidence.id} is {c0.status}",
+                [c.evidence.id for c in cond_related],
+            )
+
+    if negated and not facts.no_known_allergies:
+        for n, rel in drug_related.items():
+            act = [c for c in rel if c.status in STATUS_ACTIVE]
+            if set(n.split()) <= negated and act:
+                flag(
+                    f"denies {n}, but {act[0].evidence.id} is an active order",
+                    [c.evidence.id for c in act],
+                )
+        neg_terms = {t for t in facts.terms if t in negated}
+        for c in chart:
+            if (
+                c.evidence.resource_type == "Condition"
+                and c.status in STATUS_ACTIVE
+                and _matches_concept(neg_terms, c, vocab)
+            ):
+                flag(
+                    f"denies {c.evidence.title}, but {c.evidence.id} records it as active",
+                    [c.evidence.id],
+                )
+    return out

@@ -1,0 +1,495 @@
+"""Clinical facts in a statement and in evidence, normalized so they can be compared.
+
+A statement gives: dates, quantities (number + optional unit), drugs (generic names), clinical
+terms (condition / procedure / test words), frequencies, routes, an as-needed flag, status claims
+and negated concepts. Evidence gives the same from its ``text``, ``title``, ``codes`` and ``data``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from chartdraft_guardrails import lexicon
+from chartdraft_guardrails.dates import DateFact, find_dates, parse_iso
+from chartdraft_guardrails.units import UNIT_PATTERN
+from retrieval.evidence import Evidence
+
+_BP = re.compile(r"(?<![\d.])(\d{2,3})\s*/\s*(\d{2,3})(?:\s*(mmHg|mm\[Hg\]))?", re.I)
+_QTY = re.compile(
+    r"(?<![\w.^*/])(\d+(?:,\d{3})*(?:\.\d+)?)(?:\s*(" + UNIT_PATTERN + r"))?(?![\w^*])", re.I
+)
+_WORD = re.compile(r"[a-z][a-z0-9\-']*[a-z0-9]|[a-z]")
+_CLINICAL_SUFFIX = re.compile(
+    r"(ectomy|otomy|ostomy|plasty|scopy|itis|osis|emia|algia|pathy|oma|graphy|gram|plegia|"
+    r"trophy|cillin|mycin|statin|pril|sartan|olol|azole|prazole|dipine|tidine|oxacin|cycline)$"
+)
+_DATA_TEXT_KEYS = (
+    "drug",
+    "substance",
+    "name",
+    "reason",
+    "vaccine",
+    "type",
+    "code",
+    "note_type",
+    "section",
+    "conclusion",
+    "as_needed_for",
+    "dosage_text",
+    "manifestation",
+    "payer",
+    "plan",
+    "category",
+)
+_DATE_KEYS = (
+    "onset",
+    "abatement",
+    "effective",
+    "performed",
+    "performed_end",
+    "authored_on",
+    "occurrence",
+    "start",
+    "end",
+    "recorded_date",
+    "birth_date",
+)
+
+STATUS_ACTIVE = {"active", "on-hold", "recurrence", "relapse", "draft", "in-progress"}
+STATUS_INACTIVE = {
+    "resolved",
+    "inactive",
+    "remission",
+    "stopped",
+    "cancelled",
+    "completed",
+    "entered-in-error",
+    "revoked",
+    "not-taken",
+}
+
+_NEG = re.compile(r"\b(?:no|not|denies|denied|never|without|negative for|free of)\b")
+_NKA = re.compile(
+    r"\b(?:no known (?:drug |medication )?allerg(?:y|ies)|nkda|nka|no (?:drug |medication )?"
+    r"allerg(?:y|ies)|denies (?:any )?allerg(?:y|ies)|not allergic to any|has no allerg(?:y|ies))\b"
+)
+_ACTIVE_CLAIM = re.compile(
+    r"\b(?:(?:is|are|remains?|still|listed as|marked)\s+(?:still\s+)?active|active (?:problem|"
+    r"condition|diagnosis|medication|order|prescription|allergy)|currently (?:takes|taking|on|has|"
+    r"uses|using|prescribed)|continues? (?:to take|taking|on)|still (?:takes|taking|on|has)|"
+    r"ongoing)\b"
+)
+_INACTIVE_CLAIM = re.compile(
+    r"\b(?:resolved|no longer (?:has|takes|taking|on|uses|using)|recovered from|healed|"
+    r"in remission|"
+    r"stopped|discontinued|was taken off|completed (?:the |a |her |his )?course)\b"
+)
+
+
+@dataclass
+class Quantity:
+    text: str
+    unit: str | None
+    span: tuple[int, int]
+
+
+@dataclass
+class StatementFacts:
+    text: str
+    canon: str
+    dates: list[DateFact] = field(default_factory=list)
+    quantities: list[Quantity] = field(default_factory=list)
+    drugs: dict[str, list[int]] = field(default_factory=dict)  # generic -> positions in canon
+    terms: set[str] = field(default_factory=set)
+    frequencies: set[float] = field(default_factory=set)
+    routes: set[str] = field(default_factory=set)
+    as_needed: bool = False
+    status_claim: str | None = None  # "active" | "inactive"
+    negated: bool = False
+    no_known_allergies: bool = False
+
+
+@dataclass
+class EvidenceFacts:
+    evidence: Evidence
+    canon: str
+    tokens: set[str]
+    quantities: list[tuple[float, str | None]]
+    dates: list[DateFact]
+    drugs: set[str]
+    frequencies: set[float]
+    routes: set[str]
+    as_needed: bool | None
+    status: str | None
+
+
+def words(canon: str) -> list[str]:
+    return _WORD.findall(canon)
+
+
+def stem_match(token: str, pool: set[str]) -> bool:
+    """Exact token, or a shared prefix long enough to be the same word (diabetes ~ diabetic)."""
+    if token in pool:
+        return True
+    for h in pool:
+        n = 0
+        for a, b in zip(token, h, strict=False):
+            if a != b:
+                break
+            n += 1
+        if n >= 5 and n >= min(len(token), len(h)) - 3:
+            return True
+    return False
+
+
+def drug_names(drug: str) -> set[str]:
+    """Generic names in a drug title ("Acetaminophen 325 MG / Oxycodone ..." -> both)."""
+    t = lexicon.canonical(drug)
+    t = re.sub(r"^\s*[\d.]+\s*(?:hr|ml|actuat|day)\b\s*", "", t)
+    out: set[str] = set()
+    for part in re.split(r"/|\band\b|,", t):
+        ws = [w for w in words(part.split("[")[0]) if not w[0].isdigit()]
+        head = re.split(r"\d", part, maxsplit=1)[0]
+        ws = words(head) or ws
+        if not ws:
+            continue
+        if (
+            ws[0] in {"insulin", "vitamin", "potassium", "sodium", "ferrous", "folic", "ethinyl"}
+            and len(ws) > 1
+        ):
+            out.add(" ".join(ws[:2]))
+        out.add(ws[0])
+    return {n for n in out if n not in lexicon.GENERIC_WORDS and len(n) > 2}
+
+
+def quantities(text: str, skip: list[tuple[int, int]]) -> list[Quantity]:
+    out: list[Quantity] = []
+    taken = list(skip)
+    for m in _BP.finditer(text):
+        if any(a < m.end() and m.start() < b for a, b in taken):
+            continue
+        unit = m.group(3) or "mmHg"
+        out.append(Quantity(m.group(1), unit, m.span(1)))
+        out.append(Quantity(m.group(2), unit, m.span(2)))
+        taken.append(m.span())
+    for m in _QTY.finditer(text):
+        if any(a < m.end() and m.start() < b for a, b in taken):
+            continue
+        out.append(Quantity(m.group(1).replace(",", ""), m.group(2), m.span()))
+    return sorted(out, key=lambda q: q.span)
+
+
+def _status_claim(canon: str) -> str | None:
+    if _INACTIVE_CLAIM.search(canon):
+        return "inactive"
+    if _ACTIVE_CLAIM.search(canon):
+        return "active"
+    return None
+
+
+def statement_facts(text: str, vocab: frozenset[str]) -> StatementFacts:
+    canon = lexicon.canonical(text)
+    dates = find_dates(canon)
+    qty = quantities(canon, [d.span for d in dates])
+    f = StatementFacts(text=text, canon=canon, dates=dates, quantities=qty)
+    for name in _drug_vocab(vocab):
+        for m in re.finditer(r"\b" + re.escape(name) + r"\b", canon):
+            f.drugs.setdefault(name, []).append(m.start())
+    f.terms = {w for w in words(canon) if is_term(w, vocab)}
+    f.frequencies = lexicon.frequencies(canon)
+    f.routes = lexicon.routes(canon)
+    f.as_needed = lexicon.as_needed(canon)
+    f.status_claim = _status_claim(canon)
+    f.no_known_allergies = bool(_NKA.search(canon))
+    f.negated = bool(_NEG.search(canon))
+    return f
+
+
+def is_term(word: str, vocab: frozenset[str]) -> bool:
+    if len(word) < 3 or word in lexicon.GENERIC_WORDS or word[0].isdigit():
+        return False
+    return word in vocab or bool(_CLINICAL_SUFFIX.search(word))
+
+
+@lru_cache(maxsize=64)
+def _drug_vocab(vocab: frozenset[str]) -> tuple[str, ...]:
+    names = {v[len("drug:") :] for v in vocab if v.startswith("drug:")} | lexicon.COMMON_DRUGS
+    return tuple(sorted(names, key=len, reverse=True))
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    return []
+
+
+def evidence_text(e: Evidence) -> str:
+    parts = [e.title, e.text] + [c.display or "" for c in e.codes]
+    for k in _DATA_TEXT_KEYS:
+        parts.extend(_strings(e.data.get(k)))
+    parts.extend(_strings(e.data.get("reactions")))
+    for comp in e.data.get("components") or []:
+        if isinstance(comp, dict):
+            parts.extend(_strings(comp.get("name")))
+    return " . ".join(p for p in parts if p)
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, int | float):
+        return float(v)
+    try:
+        return float(str(v))
+    except ValueError:
+        return None
+
+
+def evidence_facts(e: Evidence) -> EvidenceFacts:
+    raw = evidence_text(e)
+    canon = lexicon.canonical(raw)
+    d = e.data
+    qs: list[tuple[float, str | None]] = []
+
+    def add(v: Any, u: Any) -> None:
+        n = _num(v)
+        if n is not None:
+            qs.append((n, u if isinstance(u, str) else None))
+
+    add(d.get("strength_value"), d.get("strength_unit"))
+    add(d.get("dose_value"), d.get("dose_unit"))
+    sv, dv = _num(d.get("strength_value")), _num(d.get("dose_value"))
+    if sv is not None and dv is not None:  # 2 tablets of 500 mg = 1000 mg
+        add(sv * dv, d.get("strength_unit"))
+    add(d.get("value"), d.get("unit"))
+    add(d.get("reference_low"), d.get("unit"))
+    add(d.get("reference_high"), d.get("unit"))
+    for comp in d.get("components") or []:
+        if isinstance(comp, dict):
+            add(comp.get("value"), comp.get("unit"))
+    tspan = find_dates(canon)
+    for q in quantities(canon, [x.span for x in tspan]):
+        add(q.text, q.unit)
+    dates = list(tspan)
+    for k in (*_DATE_KEYS,):
+        p = parse_iso(d.get(k))
+        if p:
+            dates.append(p)
+    p = parse_iso(e.date)
+    if p:
+        dates.append(p)
+    drugs: set[str] = set()
+    if e.resource_type in (
+        "MedicationRequest",
+        "Medication",
+        "MedicationStatement",
+        "MedicationAdministration",
+        "AllergyIntolerance",
+        "Immunization",
+    ):
+        for key in ("drug", "substance", "vaccine"):
+            if isinstance(d.get(key), str):
+                drugs |= drug_names(d[key])
+        drugs |= drug_names(e.title)
+    freq = lexicon.frequencies(lexicon.canonical(" ".join(_strings(d.get("frequency"))) or ""))
+    timing = d.get("timing") if isinstance(d.get("timing"), dict) else None
+    if timing and _num(timing.get("frequency")) and _num(timing.get("period")):
+        per = {"h": 24.0, "d": 1.0, "wk": 1 / 7, "min": 1440.0}.get(str(timing.get("periodUnit")))
+        if per:
+            freq.add(round(float(timing["frequency"]) * per / float(timing["period"]), 4))
+    if not freq:
+        freq = lexicon.frequencies(canon)
+    rts = lexicon.routes(lexicon.canonical(str(d.get("route") or ""))) or lexicon.routes(canon)
+    prn = d.get("as_needed") if isinstance(d.get("as_needed"), bool) else None
+    status = d.get("clinical_status") or d.get("status")
+    return EvidenceFacts(
+        evidence=e,
+        canon=canon,
+        tokens=set(words(canon)),
+        quantities=qs,
+        dates=dates,
+        drugs=drugs,
+        frequencies=freq,
+        routes=rts,
+        as_needed=prn,
+        status=str(status).lower() if status else None,
+    )
+
+
+def chart_vocab(chart: list[Evidence]) -> frozenset[str]:
+    """Clinical words of this chart (titles, code displays, drug and substance names).
+
+    Drug names are also stored as ``drug:<name>`` so statements can be scanned for them.
+    """
+    out: set[str] = set()
+    for e in chart:
+        if e.resource_type in ("Patient", "Practitioner", "Organization", "Coverage"):
+            continue
+        parts = [e.title] + [c.display or "" for c in e.codes]
+        if e.resource_type != "DocumentReference":
+            for k in ("drug", "substance", "name", "vaccine"):
+                parts.extend(_strings(e.data.get(k)))
+        for w in words(lexicon.canonical(" ".join(parts))):
+            if len(w) >= 4 and w not in lexicon.GENERIC_WORDS and not w[0].isdigit():
+                out.add(w)
+        for k in ("drug", "substance"):
+            if isinstance(e.data.get(k), str):
+                out |= {f"drug:{n}" for n in drug_names(e.data[k])}
+        if e.resource_type in ("MedicationRequest", "Medication"):
+            out |= {f"drug:{n}" for n in drug_names(e.title)}
+    out |= {w for d in lexicon.COMMON_DRUGS for w in d.split()}
+    out |= BUILTIN_TERMS
+    return frozenset(out)
+
+
+BUILTIN_TERMS: frozenset[str] = frozenset(
+    [
+        "appendectomy",
+        "cholecystectomy",
+        "colonoscopy",
+        "endoscopy",
+        "mammogram",
+        "mammography",
+        "biopsy",
+        "tonsillectomy",
+        "hysterectomy",
+        "angioplasty",
+        "catheterization",
+        "dialysis",
+        "transfusion",
+        "intubation",
+        "pneumonia",
+        "sinusitis",
+        "bronchitis",
+        "pharyngitis",
+        "asthma",
+        "diabetes",
+        "hypertension",
+        "hyperlipidemia",
+        "hypothyroidism",
+        "hyperthyroidism",
+        "anemia",
+        "obesity",
+        "osteoarthritis",
+        "arthritis",
+        "osteoporosis",
+        "gout",
+        "migraine",
+        "epilepsy",
+        "seizure",
+        "stroke",
+        "dementia",
+        "depression",
+        "anxiety",
+        "insomnia",
+        "fracture",
+        "sprain",
+        "concussion",
+        "laceration",
+        "cancer",
+        "carcinoma",
+        "lymphoma",
+        "leukemia",
+        "melanoma",
+        "tumor",
+        "infection",
+        "sepsis",
+        "cellulitis",
+        "influenza",
+        "covid-19",
+        "hepatitis",
+        "cirrhosis",
+        "pancreatitis",
+        "appendicitis",
+        "cholecystitis",
+        "diverticulitis",
+        "colitis",
+        "gastritis",
+        "ulcer",
+        "reflux",
+        "nephrolithiasis",
+        "cystitis",
+        "prostatitis",
+        "fibrillation",
+        "infarction",
+        "embolism",
+        "thrombosis",
+        "aneurysm",
+        "angina",
+        "cardiomyopathy",
+        "failure",
+        "hemoglobin",
+        "hematocrit",
+        "glucose",
+        "creatinine",
+        "potassium",
+        "sodium",
+        "chloride",
+        "calcium",
+        "cholesterol",
+        "triglycerides",
+        "platelets",
+        "leukocytes",
+        "albumin",
+        "bilirubin",
+        "troponin",
+        "urea",
+        "nitrogen",
+        "bicarbonate",
+        "temperature",
+        "weight",
+        "height",
+        "oxygen",
+        "saturation",
+        "systolic",
+        "diastolic",
+        "vaccine",
+        "vaccination",
+        "immunization",
+        "tetanus",
+        "pneumococcal",
+        "zoster",
+        "measles",
+        "varicella",
+        "penicillin",
+        "peanut",
+        "shellfish",
+        "latex",
+        "pollen",
+        "dander",
+        "mold",
+        "eggs",
+        "milk",
+        "soy",
+        "wheat",
+        "rash",
+        "hives",
+        "urticaria",
+        "anaphylaxis",
+        "swelling",
+        "wheezing",
+        "nausea",
+        "vomiting",
+        "diarrhea",
+        "surgery",
+        "replacement",
+        "transplant",
+        "amputation",
+        "repair",
+        "x-ray",
+        "ultrasound",
+        "electrocardiogram",
+        "pregnancy",
+        "prenatal",
+        "allergy",
+        "allergies",
+        "allergic",
+    ]
+)

@@ -1,0 +1,71 @@
+"""Readability: Flesch-Kincaid grade level, computed offline (pyphen for syllables)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pyphen
+
+_dic: pyphen.Pyphen | None = None
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+_SENT = re.compile(r"[.!?]+(?:\s|$)|\n+")
+
+
+def _pyphen() -> pyphen.Pyphen:
+    global _dic
+    if _dic is None:
+        _dic = pyphen.Pyphen(lang="en_US")
+    return _dic
+
+
+@lru_cache(maxsize=20000)
+def syllables(word: str) -> int:
+    """Syllables of one word: pyphen's hyphenation points, floored by a vowel-group count.
+
+    Hyphenation dictionaries skip breaks near word ends ("every" -> 1 break), so take the larger
+    of the two estimates, corrected for a silent final e.
+    """
+    w = word.lower().strip("'-")
+    if not w:
+        return 0
+    hy = len(_pyphen().positions(w)) + 1
+    groups = len(re.findall(r"[aeiouy]+", w))
+    if w.endswith("e") and not w.endswith(("le", "ee")) and groups > 1:
+        groups -= 1
+    return max(1, hy, groups)
+
+
+@dataclass(frozen=True)
+class Readability:
+    grade: float
+    words: int
+    sentences: int
+    syllables: int
+
+
+def fk_grade(text: str) -> Readability:
+    words = _WORD.findall(text)
+    sentences = max(1, len([s for s in _SENT.split(text) if _WORD.search(s)]))
+    if not words:
+        return Readability(0.0, 0, 0, 0)
+    syl = sum(syllables(w) for w in words)
+    grade = 0.39 * len(words) / sentences + 11.8 * syl / len(words) - 15.59
+    return Readability(round(grade, 1), len(words), sentences, syl)
+
+
+def check_readability(
+    title: str, texts: list[str], *, target: float = 6.0, limit: float = 8.0
+) -> dict[str, object]:
+    """One section's grade; ``ok`` is False above ``limit`` (``on_target`` at or below target)."""
+    r = fk_grade(" ".join(t.strip().rstrip(".") + "." for t in texts if t.strip()))
+    return {
+        "section": title,
+        "grade": r.grade,
+        "target": target,
+        "limit": limit,
+        "ok": r.grade <= limit,
+        "on_target": r.grade <= target,
+        "words": r.words,
+    }

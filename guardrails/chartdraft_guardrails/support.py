@@ -1,0 +1,155 @@
+"""Support check: every clinical fact in a statement is found in the evidence it cites.
+
+Rule-based: dates at the precision written, numbers with units after conversion and rounding,
+drug names (brand -> generic), clinical terms, frequency, route, as-needed and status claims.
+"""
+
+from __future__ import annotations
+
+import re
+
+from chartdraft_guardrails.dates import supports as date_supports
+from chartdraft_guardrails.facts import (
+    STATUS_ACTIVE,
+    STATUS_INACTIVE,
+    EvidenceFacts,
+    StatementFacts,
+    stem_match,
+)
+from chartdraft_guardrails.statement import CheckResult
+from chartdraft_guardrails.units import same_quantity
+
+_STATUS_TYPES = {
+    "Condition",
+    "MedicationRequest",
+    "MedicationStatement",
+    "AllergyIntolerance",
+    "CarePlan",
+    "ServiceRequest",
+    "Procedure",
+    "Immunization",
+}
+_NEG_SCOPE = re.compile(
+    r"\b(?:no|not|denies|denied|never|without|negative for|free of)\b((?:\W+\w+){1,6})"
+)
+
+
+def _ids(cited: list[EvidenceFacts]) -> str:
+    ids = [c.evidence.id for c in cited]
+    return ", ".join(ids[:3]) + (f" (+{len(ids) - 3})" if len(ids) > 3 else "")
+
+
+def _negated_words(canon: str) -> set[str]:
+    out: set[str] = set()
+    for m in _NEG_SCOPE.finditer(canon):
+        out |= set(re.findall(r"[a-z][a-z0-9\-']*", m.group(1)))
+    return out
+
+
+def _fmt_freq(v: float) -> str:
+    return {
+        1.0: "once daily",
+        2.0: "twice daily",
+        3.0: "three times daily",
+        4.0: "four times daily",
+    }.get(v, f"{v:g} times a day")
+
+
+def check_support(facts: StatementFacts, cited: list[EvidenceFacts]) -> list[CheckResult]:
+    if not cited:
+        return []
+    where = _ids(cited)
+    ids = [c.evidence.id for c in cited]
+    problems: list[str] = []
+
+    known_dates = [d for c in cited for d in c.dates]
+    for d in facts.dates:
+        if not any(date_supports(d, k) for k in known_dates):
+            have = sorted({k.iso()[:10] for k in known_dates})[:3]
+            problems.append(
+                f"date {d.text!r} ({d.iso()}) is not in {where}"
+                + (f" (it has {', '.join(have)})" if have else "")
+            )
+
+    known_q = [q for c in cited for q in c.quantities]
+    for q in facts.quantities:
+        if not any(same_quantity(q.text, q.unit, v, u) for v, u in known_q):
+            shown = q.text + (f" {q.unit}" if q.unit else "")
+            have = sorted(
+                {
+                    f"{v:g}" + (f" {u}" if u else "")
+                    for v, u in known_q
+                    if q.unit is None or u is None or _same_dim(q.unit, u)
+                }
+            )[:3]
+            problems.append(
+                f"value {shown!r} is not in {where}"
+                + (f" (it has {', '.join(have)})" if have else "")
+            )
+
+    tokens = set().union(*(c.tokens for c in cited))
+    drugs = set().union(*(c.drugs for c in cited))
+    negated = _negated_words(facts.canon)
+    for name in facts.drugs:
+        if name in drugs or all(stem_match(w, tokens) for w in name.split()):
+            continue
+        if set(name.split()) <= negated:
+            continue
+        problems.append(f"drug {name!r} is not in {where}")
+    drug_words = {w for n in facts.drugs for w in n.split()}
+    for term in sorted(facts.terms - drug_words):
+        if term in negated or (facts.no_known_allergies and term.startswith("allerg")):
+            continue
+        if not stem_match(term, tokens):
+            problems.append(f"{term!r} is not mentioned in {where}")
+
+    meds = [c for c in cited if c.evidence.resource_type.startswith("Medication")]
+    if facts.drugs and meds:
+        freqs = set().union(*(c.frequencies for c in meds))
+        stated = {f for f in facts.frequencies if f > 0}
+        if stated and not stated & freqs:
+            hf = ", ".join(sorted(_fmt_freq(f) for f in freqs)) or "no frequency"
+            problems.append(
+                f"frequency {', '.join(_fmt_freq(f) for f in sorted(stated))} is not "
+                f"what {where} says ({hf})"
+            )
+        rts = set().union(*(c.routes for c in meds))
+        if facts.routes and rts and not facts.routes & rts:
+            problems.append(
+                f"route {', '.join(sorted(facts.routes))} differs from {where} "
+                f"({', '.join(sorted(rts))})"
+            )
+        if facts.as_needed and all(c.as_needed is False for c in meds):
+            problems.append(f"'as needed' but {where} is a scheduled order")
+
+    if facts.status_claim:
+        bearing = [c for c in cited if c.evidence.resource_type in _STATUS_TYPES and c.status]
+        wanted = STATUS_ACTIVE if facts.status_claim == "active" else STATUS_INACTIVE
+        if not bearing:
+            problems.append(
+                f"claims the status {facts.status_claim!r} but {where} records no status"
+            )
+        elif not any(c.status in wanted for c in bearing):
+            st = ", ".join(sorted({f"{c.evidence.id} is {c.status}" for c in bearing}))
+            problems.append(f"claims the status {facts.status_claim!r} but {st}")
+
+    if not problems:
+        return [
+            CheckResult(
+                check="support",
+                verdict="supported",
+                reason=f"every fact found in {where}",
+                evidence_ids=ids,
+            )
+        ]
+    return [
+        CheckResult(check="support", verdict="unsupported", reason=p, evidence_ids=ids)
+        for p in problems
+    ]
+
+
+def _same_dim(a: str, b: str) -> bool:
+    from chartdraft_guardrails.units import unit_key
+
+    ka, kb = unit_key(a), unit_key(b)
+    return bool(ka and kb and ka[0] == kb[0])
