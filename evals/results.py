@@ -1,0 +1,174 @@
+"""Assemble results.json (manifest, per-backend aggregates, subgroups, cases) and write outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import subprocess
+from collections import Counter
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from evals import metrics as M
+from evals.schema import SCHEMA_VERSION, validate
+from evals.subgroups import breakdown
+from evals.suite import REPO_ROOT, Case, Suite
+
+
+def git_commit() -> tuple[str | None, bool | None]:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                    cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
+                                    check=True).stdout.strip())
+        return sha, dirty
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("chartdraft")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def prompt_versions() -> dict[str, str]:
+    try:
+        from prompts.registry import get, prompt_ids
+
+        return {pid: str(get(pid).version) for pid in prompt_ids()}
+    except ImportError:
+        return {}
+
+
+def run_summary(backend: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    scored = [r for r in records if r.get("status") != "skipped"]
+    ok = [r for r in scored if r.get("status") == "ok"]
+    return {
+        "backend": backend,
+        "models": sorted({str(r["model"]) for r in ok if r.get("model")}),
+        "cases": len(records),
+        "status_counts": dict(Counter(str(r.get("status")) for r in records)),
+        "fallbacks": sum(1 for r in ok if r.get("fallback_reason")),
+        "aggregate": M.aggregate([r.get("metrics") or {} for r in scored]),
+        "subgroups": breakdown(scored),
+        "latency": M.latency([r.get("timings") or {} for r in ok]),
+        "tokens": M.tokens([(int(r.get("tokens_in") or 0), int(r.get("tokens_out") or 0))
+                            for r in ok]),
+    }
+
+
+def build_results(*, suite: Suite, suite_hash: str, suite_path: str, cases: list[Case],
+                  records: list[dict[str, Any]], cfg: Any, anchor: date,
+                  engine_info: dict[str, Any], wall_seconds: float) -> dict[str, Any]:
+    sha, dirty = git_commit()
+    runs = {b: run_summary(b, [r for r in records if r["backend"] == b]) for b in cfg.backends}
+    models = {b: run["models"] for b, run in runs.items()}
+    manifest = {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "git_commit": sha, "git_dirty": dirty,
+        "suite": {"name": suite.name, "version": suite.version, "path": str(suite_path),
+                  "sha256": suite_hash, "cases": len(cases)},
+        "backends": list(cfg.backends),
+        "models": models,
+        "prompt_versions": prompt_versions(),
+        "settings_fingerprint": engine_info.get("settings_fingerprint"),
+        "service": engine_info.get("service"),
+        "anchor_date": anchor.isoformat(),
+        "chartdraft_version": _version(),
+        "python": platform.python_version(),
+        "wall_seconds": round(wall_seconds, 3),
+        "metrics": {m.name: {"kind": m.kind, "better": m.better, "safety": m.safety,
+                             "label": m.label} for m in M.METRICS},
+    }
+    order = {c.id: i for i, c in enumerate(cases)}
+    records = sorted(records, key=lambda r: (cfg.backends.index(r["backend"]),
+                                             order.get(r["case_id"], 0)))
+    return clean({"schema_version": SCHEMA_VERSION, "manifest": manifest, "runs": runs,
+                  "checker": checker_meta_eval(), "cases": records})
+
+
+def clean(obj: Any) -> Any:
+    """NaN/inf are not JSON: write them as null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [clean(v) for v in obj]
+    return obj
+
+
+def checker_meta_eval() -> dict[str, Any] | None:
+    """Precision/recall of the checks on the labelled corpus, when the guardrails provide it."""
+    corpus_dir = REPO_ROOT / "tests" / "guardrails" / "corpus"
+    try:
+        from chartdraft_guardrails.meta_eval import meta_evaluate
+    except ImportError:
+        return {"available": False, "reason": "chartdraft_guardrails.meta_eval not installed"}
+    if not corpus_dir.is_dir():
+        return {"available": False, "reason": f"no labelled corpus at {corpus_dir}"}
+    try:
+        rows = load_corpus(corpus_dir)
+        result = meta_evaluate(rows)
+    except Exception as exc:  # a corpus being edited must not lose the run: report it
+        return {"available": False, "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
+    if hasattr(result, "model_dump"):
+        result = result.model_dump(mode="json")
+    return {"available": True, "rows": len(rows), "result": json.loads(
+        json.dumps(result, default=str))}
+
+
+def load_corpus(corpus_dir: Path) -> list[Any]:
+    """Labelled rows, through the guardrails' own loader when it has one."""
+    try:
+        from chartdraft_guardrails.meta_eval import load_corpus as theirs  # type: ignore[attr-defined]
+    except ImportError:
+        theirs = None
+    if theirs is not None:
+        return list(theirs(corpus_dir))
+    import yaml
+
+    rows: list[Any] = []
+    for f in sorted(corpus_dir.glob("*.yaml")):
+        data = yaml.safe_load(f.read_text(encoding="utf-8"))
+        if isinstance(data, dict):
+            data = data.get("rows") or data.get("statements") or data.get("cases") or []
+        rows.extend(data or [])
+    return rows
+
+
+def write_outputs(results: dict[str, Any], out: Path) -> None:
+    from evals.report import render
+
+    validate(results, where=str(out / "results.json"))
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=str),
+                                      encoding="utf-8")
+    (out / "report.html").write_text(render(results), encoding="utf-8")
+
+
+def log_mlflow(results: dict[str, Any], uri: str, out: Path) -> bool:
+    """Log headline metrics and the artifacts to MLflow, only if it is installed."""
+    try:
+        import mlflow  # type: ignore[import-not-found]
+    except ImportError:
+        return False
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(f"chartdraft-{results['manifest']['suite']['name']}")
+    for backend, run in results["runs"].items():
+        with mlflow.start_run(run_name=backend):
+            man = results["manifest"]
+            mlflow.log_params({"backend": backend, "git_commit": man["git_commit"],
+                               "suite_sha256": man["suite"]["sha256"],
+                               "settings": man["settings_fingerprint"]})
+            mlflow.log_metrics({k: v["value"] for k, v in run["aggregate"].items()
+                                if v.get("value") is not None})
+            mlflow.log_artifact(str(out / "results.json"))
+            mlflow.log_artifact(str(out / "report.html"))
+    return True
