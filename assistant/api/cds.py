@@ -22,6 +22,7 @@ from assistant.api.deps import Services, Svc
 from assistant.api.drafts import DraftCreate, submit
 from assistant.api.problems import PROBLEM_SCHEMA, ProblemError
 from assistant.auth import Principal
+from assistant.draft import Draft
 from assistant.orders import policy_for_evidence
 from retrieval.errors import AuthError, ChartdraftError, NotFound
 from retrieval.evidence import Code, Evidence
@@ -215,6 +216,23 @@ def _card(svc: Services, draft_id: str, summary: str, detail: str, indicator: st
     }
 
 
+def _current_summary(svc: Services, patient_id: str) -> Draft | None:
+    latest = svc.store.latest_draft(patient_id, "summary")
+    if latest is None or latest[1] != svc.rt.store.chart_version(patient_id):
+        return None
+    return latest[0]
+
+
+def _start(svc: Services, p: Principal, body: HookRequest, service_id: str,
+           spec: dict[str, Any], source: str, payload: Any, patient_id: str,
+           encounter_id: str | None, order_id: str | None) -> Draft:
+    return submit(svc, p, DraftCreate(patient_id=patient_id, doc_type=spec["doc_type"],
+                                      encounter_id=encounter_id, order_id=order_id),
+                  purpose=f"cds {service_id} ({body.hookInstance})",
+                  prepare=_prepare(svc, source, payload, patient_id), check_exists=False,
+                  reuse_inflight=True)
+
+
 def _highlights(svc: Services, patient_id: str) -> list[str]:
     latest = svc.store.latest_draft(patient_id, "summary", statuses=("draft", "signed"))
     if latest is None or latest[1] != svc.rt.store.chart_version(patient_id):
@@ -256,18 +274,19 @@ async def call_service(service_id: str, body: HookRequest, request: Request,
                                     purpose=f"{service_id}: no order needs prior auth")
             return {"cards": []}
     source, payload = await asyncio.to_thread(_chart_source, svc, body, patient_id, extra)
-    prepare = _prepare(svc, source, payload, patient_id)
-    draft = await asyncio.to_thread(
-        submit, svc, p, DraftCreate(patient_id=patient_id, doc_type=spec["doc_type"],
-                                    encounter_id=encounter_id, order_id=order_id),
-        purpose=f"cds {service_id} ({body.hookInstance})", prepare=prepare, check_exists=False,
-        reuse_inflight=True)
+    draft: Draft | None = None
+    if source == "store" and spec["doc_type"] == "summary":
+        # Nothing new arrived with the call: a summary of the current chart can be reused.
+        draft = await asyncio.to_thread(_current_summary, svc, patient_id)
+    if draft is None:
+        draft = await asyncio.to_thread(_start, svc, p, body, service_id, spec, source, payload,
+                                        patient_id, encounter_id, order_id)
     await asyncio.to_thread(svc.audit, p, "cds.call", patient_id=patient_id, target=draft.id,
                             purpose=f"{service_id} via {source}")
     if spec["hook"] == "patient-view":
         hl = await asyncio.to_thread(_highlights, svc, patient_id)
         detail = ("\n".join(f"- {h}" for h in hl) + "\n\n" if hl else "") + \
-            "A cited chart summary is being drafted; open it to review."
+            "A cited, checked chart summary; open it to review."
         card = _card(svc, draft.id, "Chart summary draft ready for review", detail, "info",
                      "Open summary draft")
     elif spec["hook"] == "encounter-discharge":

@@ -195,3 +195,16 @@ def _pg() -> str | None:
     import os
 
     return os.environ.get("CHARTDRAFT_TEST_POSTGRES_URL")
+
+
+def test_patient_view_reuses_current_summary(service: Service) -> None:
+    pid = service.patient_ids[1]
+    from conftest import EHR_KEY
+
+    with service.client({"X-API-Key": EHR_KEY}) as c:
+        summary = c.get(f"/v1/patients/{pid}/summary", params={"wait": 45})
+        assert summary.status_code == 200, summary.text
+    r = _call(service, "chartdraft-patient-view", {"patientId": pid})  # nothing new sent
+    card = r.json()["cards"][0]
+    assert _check_card(service, card) == summary.json()["id"]
+    assert card["detail"].startswith("- ")  # highlights from the current summary
