@@ -24,7 +24,11 @@ _QTY = re.compile(
 _WORD = re.compile(r"[a-z][a-z0-9\-']*[a-z0-9]|[a-z]")
 _CLINICAL_SUFFIX = re.compile(
     r"(ectomy|otomy|ostomy|plasty|scopy|itis|osis|emia|algia|pathy|oma|graphy|gram|plegia|"
-    r"trophy|cillin|mycin|statin|pril|sartan|olol|azole|prazole|dipine|tidine|oxacin|cycline)$"
+    r"trophy|cillin|mycin|statin|pril|sartan|olol|azole|prazole|dipine|tidine|oxacin|cycline|"
+    # USAN drug stems: an unknown drug name is still recognised as a drug-like term
+    r"terol|lukast|parin|xaban|gliptin|gliflozin|glutide|semide|thiazide|profen|oxetine|pram|"
+    r"zepam|zolam|triptan|afil|vir|mab|nib|dronate|olone|sone|setron|phylline|floxacin|"
+    r"barbital|caine|codone|morphone)$|^(?:cef|ceph)[a-z]{3,}"
 )
 _DATA_TEXT_KEYS = (
     "drug",
@@ -118,6 +122,7 @@ class EvidenceFacts:
     canon: str
     tokens: set[str]
     quantities: list[tuple[float, str | None]]
+    ref_quantities: list[tuple[float, str | None]]
     dates: list[DateFact]
     drugs: set[str]
     frequencies: set[float]
@@ -165,9 +170,22 @@ def drug_names(drug: str) -> set[str]:
     return {n for n in out if n not in lexicon.GENERIC_WORDS and len(n) > 2}
 
 
+_EVERY = re.compile(r"\b(?:every|q)\s*\d+(?:\s*-\s*\d+)?\s*(?:h\b|hours?|hrs?)", re.I)
+_TYPE_WORDS = {
+    "Immunization": "vaccine vaccination vaccinated immunization immunized shot",
+    "Procedure": "procedure underwent surgery performed",
+    "AllergyIntolerance": "allergy allergic allergies reaction",
+    "MedicationRequest": "medication prescribed prescription order",
+    "Encounter": "visit encounter admitted admission seen",
+    "Condition": "diagnosed diagnosis condition problem history",
+}
+_REF_CUE = re.compile(r"\b(?:range|normal|reference|limit|upper|lower)\b")
+
+
 def quantities(text: str, skip: list[tuple[int, int]]) -> list[Quantity]:
+    """Numbers with optional units; "every 12 hours" is a frequency, not a quantity."""
     out: list[Quantity] = []
-    taken = list(skip)
+    taken = list(skip) + [m.span() for m in _EVERY.finditer(text)]
     for m in _BP.finditer(text):
         if any(a < m.end() and m.start() < b for a, b in taken):
             continue
@@ -190,8 +208,21 @@ def _status_claim(canon: str) -> str | None:
     return None
 
 
+def mask_identifiers(text: str) -> str:
+    """Blank out phone numbers, MRNs, addresses...: they are PHI, not clinical values."""
+    from chartdraft_guardrails.phi import find_identifiers
+
+    out = list(text)
+    for ident in find_identifiers(text):
+        if ident.kind == "PERSON":
+            continue
+        for i in range(ident.start, ident.end):
+            out[i] = " "
+    return "".join(out)
+
+
 def statement_facts(text: str, vocab: frozenset[str]) -> StatementFacts:
-    canon = lexicon.canonical(text)
+    canon = lexicon.canonical(mask_identifiers(text))
     dates = find_dates(canon)
     qty = quantities(canon, [d.span for d in dates])
     f = StatementFacts(text=text, canon=canon, dates=dates, quantities=qty)
@@ -253,7 +284,7 @@ def _num(v: Any) -> float | None:
 
 
 def evidence_facts(e: Evidence) -> EvidenceFacts:
-    raw = evidence_text(e)
+    raw = evidence_text(e) + " . " + _TYPE_WORDS.get(e.resource_type, "")
     canon = lexicon.canonical(raw)
     d = e.data
     qs: list[tuple[float, str | None]] = []
@@ -269,8 +300,11 @@ def evidence_facts(e: Evidence) -> EvidenceFacts:
     if sv is not None and dv is not None:  # 2 tablets of 500 mg = 1000 mg
         add(sv * dv, d.get("strength_unit"))
     add(d.get("value"), d.get("unit"))
-    add(d.get("reference_low"), d.get("unit"))
-    add(d.get("reference_high"), d.get("unit"))
+    refs: list[tuple[float, str | None]] = []
+    for k in ("reference_low", "reference_high"):
+        n = _num(d.get(k))
+        if n is not None:
+            refs.append((n, d.get("unit") if isinstance(d.get("unit"), str) else None))
     for comp in d.get("components") or []:
         if isinstance(comp, dict):
             add(comp.get("value"), comp.get("unit"))
@@ -314,6 +348,7 @@ def evidence_facts(e: Evidence) -> EvidenceFacts:
         canon=canon,
         tokens=set(words(canon)),
         quantities=qs,
+        ref_quantities=refs,
         dates=dates,
         drugs=drugs,
         frequencies=freq,

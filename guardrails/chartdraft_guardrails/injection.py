@@ -104,13 +104,29 @@ def _excerpt(text: str, start: int, end: int) -> str:
     return re.sub(r"\s+", " ", text[a:b]).strip()[:160]
 
 
+def _sentence_end(text: str, start: int, cap: int = 300) -> int:
+    """End of the sentence after ``start``; a quoted passage counts as part of it."""
+    quote = False
+    for i in range(start, min(len(text), start + cap)):
+        ch = text[i]
+        if ch in "\"“”":
+            was = quote
+            quote = not quote if ch == '"' else ch == "“"
+            if was and not quote and i > 0 and text[i - 1] in ".!?":
+                return i + 1  # a quoted sentence closes the instruction
+        elif not quote and (ch == "\n" or (ch in ".!?" and (i + 1 == len(text) or
+                                                            text[i + 1].isspace()))):
+            # "...", then a sentence after the closing quote is the model's, not the payload's
+            return i + 1
+    return min(len(text), start + cap)
+
+
 def scan_text(evidence_id: str, text: str) -> list[InjectionFinding]:
     out: list[InjectionFinding] = []
     for kind, pat in _TRIGGERS:
         m = pat.search(text)
         if m:
-            tail = text[m.start() : m.end() + 300]
-            payload = re.split(r"\n\s*\n", tail, maxsplit=1)[0]
+            payload = text[m.start() : _sentence_end(text, m.end())]
             out.append(
                 InjectionFinding(evidence_id, kind, _excerpt(text, m.start(), m.end()), payload)
             )

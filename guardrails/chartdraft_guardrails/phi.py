@@ -43,7 +43,7 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     "PHONE_NUMBER": re.compile(r"(?<!\d)(?:\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}(?!\d)"),
     "US_SSN": re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)"),
     "MRN": re.compile(
-        r"\b(?:MRN|medical record(?: number| no\.?| #)?)\s*[:#]?\s*([A-Z0-9][A-Z0-9\-]{4,40})", re.I
+        r"\b(?:MRN|medical record(?: number| no\.?| #)?)\s*[-:#]?\s*([A-Z0-9][A-Z0-9\-]{4,40})", re.I
     ),
     "MEMBER_ID": re.compile(
         r"\b(?:member|subscriber|policy)\s*(?:id|number|no\.?|#)\s*[:#]?\s*"
@@ -115,7 +115,10 @@ class Allowed:
             return any(v in a or a in v for a in self.values if len(a) > 6)
         if ident.kind == "PHONE_NUMBER":
             v = v[-10:]
-        return any(v == a or (len(v) >= 7 and v in a) for a in self.values)
+        return any(
+            v == a or (len(v) >= 5 and a.endswith(v)) or (len(v) >= 7 and v in a)
+            for a in self.values
+        )
 
 
 def allowed_identifiers(patient: Evidence | None, chart: list[Evidence]) -> Allowed:

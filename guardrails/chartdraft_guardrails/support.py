@@ -10,6 +10,7 @@ import re
 
 from chartdraft_guardrails.dates import supports as date_supports
 from chartdraft_guardrails.facts import (
+    _REF_CUE,
     STATUS_ACTIVE,
     STATUS_INACTIVE,
     EvidenceFacts,
@@ -72,6 +73,8 @@ def check_support(facts: StatementFacts, cited: list[EvidenceFacts]) -> list[Che
             )
 
     known_q = [q for c in cited for q in c.quantities]
+    if _REF_CUE.search(facts.canon):  # "within the normal range (12-16 g/dL)"
+        known_q += [q for c in cited for q in c.ref_quantities]
     for q in facts.quantities:
         if not any(same_quantity(q.text, q.unit, v, u) for v, u in known_q):
             shown = q.text + (f" {q.unit}" if q.unit else "")
@@ -107,7 +110,7 @@ def check_support(facts: StatementFacts, cited: list[EvidenceFacts]) -> list[Che
     if facts.drugs and meds:
         freqs = set().union(*(c.frequencies for c in meds))
         stated = {f for f in facts.frequencies if f > 0}
-        if stated and not stated & freqs:
+        if stated and not stated <= freqs:
             hf = ", ".join(sorted(_fmt_freq(f) for f in freqs)) or "no frequency"
             problems.append(
                 f"frequency {', '.join(_fmt_freq(f) for f in sorted(stated))} is not "

@@ -88,6 +88,10 @@ _UNITS: dict[str, tuple[str, float]] = {
     "mg/g": ("mg/g", 1.0),
     "{score}": ("score", 1.0),
     "score": ("score", 1.0),
+    "puff": ("puff", 1.0), "puffs": ("puff", 1.0), "tablet": ("tablet", 1.0),
+    "tablets": ("tablet", 1.0), "capsule": ("capsule", 1.0), "capsules": ("capsule", 1.0),
+    "drop": ("drop", 1.0), "drops": ("drop", 1.0), "spray": ("spray", 1.0),
+    "sprays": ("spray", 1.0),
 }
 
 # Unit spellings a statement may use, longest first so "mg/dL" wins over "mg".
@@ -145,6 +149,16 @@ UNIT_PATTERN = "|".join(
             "milliliters",
             "pounds",
             "percent",
+            "puffs",
+            "puff",
+            "tablets",
+            "tablet",
+            "capsules",
+            "capsule",
+            "drops",
+            "drop",
+            "sprays",
+            "spray",
         ],
         key=len,
         reverse=True,

@@ -1,0 +1,36 @@
+"""Precision and recall of flagging, per defect type, on the labelled corpus."""
+
+from __future__ import annotations
+
+import pytest
+from chartdraft_guardrails.meta_eval import meta_evaluate
+
+from tests.guardrails.corpus_loader import SYNTHEA, all_rows
+
+RECALL_MIN = 0.95
+PRECISION_MIN = 0.90
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    rows = all_rows()
+    return meta_evaluate(rows)
+
+
+def test_corpus_size_and_labels(report: dict) -> None:
+    if not SYNTHEA.exists():
+        pytest.skip("../shared/data is absent: only the synthetic half of the corpus ran")
+    assert report["rows"] >= 300
+
+
+def test_precision_recall_per_defect_type(report: dict) -> None:
+    print(f"\n{'defect type':28} {'n':>4} {'tp':>4} {'fp':>4} {'fn':>4} {'prec':>6} {'recall':>6}")
+    for t, s in sorted(report["per_type"].items()):
+        print(f"{t:28} {s['n']:>4} {s['tp']:>4} {s['fp']:>4} {s['fn']:>4} "
+              f"{s['precision']:>6.2f} {s['recall']:>6.2f}")
+    for e in report["errors"]:
+        print(f"  {e['kind']:10} [{e['type']}] {e['text']!r} ({e['why']}) -> {e['got']}")
+    low = {t: (round(s["precision"], 2), round(s["recall"], 2))
+           for t, s in report["per_type"].items()
+           if s["recall"] < RECALL_MIN or s["precision"] < PRECISION_MIN}
+    assert not low, f"below recall {RECALL_MIN} / precision {PRECISION_MIN}: {low}"
