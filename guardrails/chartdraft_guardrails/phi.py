@@ -43,7 +43,9 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     "PHONE_NUMBER": re.compile(r"(?<!\d)(?:\+?1[\s.-]?)?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}(?!\d)"),
     "US_SSN": re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)"),
     "MRN": re.compile(
-        r"\b(?:MRN|medical record(?: number| no\.?| #)?)\s*[-:#]?\s*([A-Z0-9][A-Z0-9\-]{4,40})", re.I
+        r"\b(?:MRN|medical record(?: number| no\.?| #)?)\s*[-:#]?\s*"
+        r"([A-Z0-9][A-Z0-9\-]{4,40})",
+        re.I,
     ),
     "MEMBER_ID": re.compile(
         r"\b(?:member|subscriber|policy)\s*(?:id|number|no\.?|#)\s*[:#]?\s*"

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from retrieval.evidence import Evidence
 
 CORPUS = Path(__file__).parent / "corpus"
