@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from chartdraft_guardrails import lexicon
+from chartdraft_guardrails.dates import supports as date_supports
 from chartdraft_guardrails.facts import (
     STATUS_ACTIVE,
     STATUS_INACTIVE,
@@ -33,6 +34,11 @@ _NEG_SCOPE = re.compile(
     r"no history of)\b((?:\W+[\w\-]+){1,5})"
 )
 _REFUTED = {"refuted", "entered-in-error"}
+# A dated or past-tense statement about a dose describes an old order, not the current one.
+_HISTORY = re.compile(
+    r"\b(?:previously|formerly|was (?:prescribed|started|given|on|taking)|"
+    r"had been|used to)\b"
+)
 
 
 def allergies(chart: list[EvidenceFacts]) -> list[EvidenceFacts]:
@@ -85,11 +91,16 @@ def _mass_by_drug(facts: StatementFacts) -> dict[str, list[tuple[str, str]]]:
 
 
 def _matches_concept(terms: set[str], e: EvidenceFacts, vocab: frozenset[str]) -> bool:
+    """The statement names this condition: one's clinical words contain the other's.
+
+    "asthma" matches "Childhood asthma"; "viral sinusitis" does not match "Chronic sinusitis".
+    """
     title = {w for w in words(lexicon.canonical(e.evidence.title)) if is_term(w, vocab)}
     if not title or not terms:
         return False
-    hit = {w for w in title if stem_match(w, terms)}
-    return bool(hit) and len(hit) / len(title) >= 0.5 and any(len(w) >= 5 for w in hit)
+    in_title = all(stem_match(w, title) for w in terms)
+    in_statement = all(stem_match(w, terms) for w in title)
+    return in_title or in_statement
 
 
 def check_contradiction(
@@ -143,7 +154,14 @@ def check_contradiction(
     ]
     for name, stated in _mass_by_drug(facts).items():
         orders = [c for c in active_meds if name in c.drugs]
-        if not orders or facts.status_claim == "inactive":
+        # A dated statement about another period, or past tense, describes an old order.
+        if facts.dates:
+            historical = not any(
+                date_supports(d, k) for d in facts.dates for c in orders for k in c.dates
+            )
+        else:
+            historical = bool(_HISTORY.search(facts.canon))
+        if not orders or facts.status_claim == "inactive" or historical:
             continue
         mass = [
             (v, u)
@@ -211,9 +229,12 @@ def check_contradiction(
                 )
         neg_terms = {t for t in facts.terms if t in negated}
         for c in chart:
+            # "Concussion with no loss of consciousness" names the condition, it denies nothing
+            quoted = lexicon.canonical(c.evidence.title).split(" (")[0] in facts.canon
             if (
                 c.evidence.resource_type == "Condition"
                 and c.status in STATUS_ACTIVE
+                and not quoted
                 and _matches_concept(neg_terms, c, vocab)
             ):
                 flag(

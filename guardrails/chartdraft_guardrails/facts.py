@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from chartdraft_guardrails import lexicon
-from chartdraft_guardrails.dates import DateFact, find_dates, parse_iso
+from chartdraft_guardrails.dates import MONTHS, DateFact, find_dates, parse_iso
 from chartdraft_guardrails.units import UNIT_PATTERN
 from retrieval.evidence import Evidence
 
@@ -150,16 +150,58 @@ def stem_match(token: str, pool: set[str]) -> bool:
     return False
 
 
+_FORM_WORDS = {
+    "actuat",
+    "ml",
+    "mg",
+    "mcg",
+    "hr",
+    "day",
+    "pack",
+    "dry",
+    "powder",
+    "inhaler",
+    "metered",
+    "dose",
+    "auto-injector",
+    "oral",
+    "tablet",
+    "chewable",
+    "extended",
+    "release",
+    "injectable",
+    "solution",
+    "suspension",
+    "capsule",
+    "topical",
+    "cream",
+    "ointment",
+    "nasal",
+    "spray",
+    "prefilled",
+    "syringe",
+    "injection",
+    "delayed",
+    "disintegrating",
+    "film",
+    "coated",
+    "patch",
+}
+
+
 def drug_names(drug: str) -> set[str]:
-    """Generic names in a drug title ("Acetaminophen 325 MG / Oxycodone ..." -> both)."""
-    t = lexicon.canonical(drug)
-    t = re.sub(r"^\s*[\d.]+\s*(?:hr|ml|actuat|day)\b\s*", "", t)
+    """Generic names in a drug title ("Acetaminophen 325 MG / Oxycodone ..." -> both).
+
+    Leading package quantities ("24 HR", "120 ACTUAT", "NDA020800 0.3 ML") are skipped.
+    """
+    t = re.sub(r"\bnda\d+\b", " ", drug.lower())
+    t = re.sub(r"^(?:\s*[\d.]+\s*(?:hr|ml|actuat|day)\b)+\s*", "", t)
+    t = lexicon.canonical(t)
     out: set[str] = set()
     for part in re.split(r"/|\band\b|,", t):
-        ws = [w for w in words(part.split("[")[0]) if not w[0].isdigit()]
-        head = re.split(r"\d", part, maxsplit=1)[0]
-        ws = words(head) or ws
-        if not ws:
+        head = re.split(r"\d", part.split("[")[0], maxsplit=1)[0]
+        ws = words(head)
+        if not ws or ws[0] in _FORM_WORDS:
             continue
         if (
             ws[0] in {"insulin", "vitamin", "potassium", "sodium", "ferrous", "folic", "ethinyl"}
@@ -240,7 +282,7 @@ def statement_facts(text: str, vocab: frozenset[str]) -> StatementFacts:
 
 
 def is_term(word: str, vocab: frozenset[str]) -> bool:
-    if len(word) < 3 or word in lexicon.GENERIC_WORDS or word[0].isdigit():
+    if len(word) < 3 or word in lexicon.GENERIC_WORDS or word[0].isdigit() or word in MONTHS:
         return False
     return word in vocab or bool(_CLINICAL_SUFFIX.search(word))
 

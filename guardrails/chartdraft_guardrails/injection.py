@@ -109,13 +109,14 @@ def _sentence_end(text: str, start: int, cap: int = 300) -> int:
     quote = False
     for i in range(start, min(len(text), start + cap)):
         ch = text[i]
-        if ch in "\"“”":
+        if ch in '"“”':
             was = quote
             quote = not quote if ch == '"' else ch == "“"
             if was and not quote and i > 0 and text[i - 1] in ".!?":
                 return i + 1  # a quoted sentence closes the instruction
-        elif not quote and (ch == "\n" or (ch in ".!?" and (i + 1 == len(text) or
-                                                            text[i + 1].isspace()))):
+        elif not quote and (
+            ch == "\n" or (ch in ".!?" and (i + 1 == len(text) or text[i + 1].isspace()))
+        ):
             # "...", then a sentence after the closing quote is the model's, not the payload's
             return i + 1
     return min(len(text), start + cap)

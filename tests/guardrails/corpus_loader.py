@@ -21,8 +21,10 @@ def synthetic_charts() -> dict[str, list[Evidence]]:
     out: dict[str, list[Evidence]] = {}
     for key, chart in raw.items():
         pid = chart["patient_id"]
-        out[key] = [Evidence(**{"patient_id": None if e.get("kind") == "knowledge" else pid, **e})
-                    for e in chart["evidence"]]
+        out[key] = [
+            Evidence(**{"patient_id": None if e.get("kind") == "knowledge" else pid, **e})
+            for e in chart["evidence"]
+        ]
     return out
 
 
@@ -44,18 +46,33 @@ def rows_from(path: Path) -> list[dict[str, Any]]:
     rows = []
     for i, r in enumerate(data["rows"]):
         ref = r["chart"]
-        chart = synthea_chart(ref[len("synthea:"):]) if ref.startswith("synthea:") \
+        chart = (
+            synthea_chart(ref[len("synthea:") :])
+            if ref.startswith("synthea:")
             else synthetic_charts()[ref]
+        )
         cited: list[Evidence] = []
         for other in r.get("other", []):
-            cited += synthea_chart(other[len("synthea:"):]) if other.startswith("synthea:") \
+            cited += (
+                synthea_chart(other[len("synthea:") :])
+                if other.startswith("synthea:")
                 else synthetic_charts()[other]
-        rows.append({
-            "id": f"{path.name}#{i}", "text": r["text"], "citations": r.get("cite", []),
-            "chart": chart, "patient_id": _patient_id(chart), "cited": cited,
-            "shown_ids": r.get("shown"), "doc_type": r.get("doc_type", "summary"),
-            "type": r["type"], "label": r["label"], "why": r["why"],
-        })
+            )
+        rows.append(
+            {
+                "id": f"{path.name}#{i}",
+                "text": r["text"],
+                "citations": r.get("cite", []),
+                "chart": chart,
+                "patient_id": _patient_id(chart),
+                "cited": cited,
+                "shown_ids": r.get("shown"),
+                "doc_type": r.get("doc_type", "summary"),
+                "type": r["type"],
+                "label": r["label"],
+                "why": r["why"],
+            }
+        )
     return rows
 
 

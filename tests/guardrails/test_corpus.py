@@ -26,11 +26,15 @@ def test_corpus_size_and_labels(report: dict) -> None:
 def test_precision_recall_per_defect_type(report: dict) -> None:
     print(f"\n{'defect type':28} {'n':>4} {'tp':>4} {'fp':>4} {'fn':>4} {'prec':>6} {'recall':>6}")
     for t, s in sorted(report["per_type"].items()):
-        print(f"{t:28} {s['n']:>4} {s['tp']:>4} {s['fp']:>4} {s['fn']:>4} "
-              f"{s['precision']:>6.2f} {s['recall']:>6.2f}")
+        print(
+            f"{t:28} {s['n']:>4} {s['tp']:>4} {s['fp']:>4} {s['fn']:>4} "
+            f"{s['precision']:>6.2f} {s['recall']:>6.2f}"
+        )
     for e in report["errors"]:
         print(f"  {e['kind']:10} [{e['type']}] {e['text']!r} ({e['why']}) -> {e['got']}")
-    low = {t: (round(s["precision"], 2), round(s["recall"], 2))
-           for t, s in report["per_type"].items()
-           if s["recall"] < RECALL_MIN or s["precision"] < PRECISION_MIN}
+    low = {
+        t: (round(s["precision"], 2), round(s["recall"], 2))
+        for t, s in report["per_type"].items()
+        if s["recall"] < RECALL_MIN or s["precision"] < PRECISION_MIN
+    }
     assert not low, f"below recall {RECALL_MIN} / precision {PRECISION_MIN}: {low}"
