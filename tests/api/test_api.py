@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import httpx
-from conftest import EHR_KEY, Service
+from api_service import EHR_KEY, Service
 
 PROBLEM = "application/problem+json"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import Service
+from api_service import Service
 from fhirsnake_server import fhirsnake
 
 SPEC_HOOKS = {"chartdraft-patient-view": "patient-view",
@@ -199,7 +199,7 @@ def _pg() -> str | None:
 
 def test_patient_view_reuses_current_summary(service: Service) -> None:
     pid = service.patient_ids[1]
-    from conftest import EHR_KEY
+    from api_service import EHR_KEY
 
     with service.client({"X-API-Key": EHR_KEY}) as c:
         summary = c.get(f"/v1/patients/{pid}/summary", params={"wait": 45})

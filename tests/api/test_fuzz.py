@@ -9,7 +9,7 @@ driven through its Python API with Hypothesis directly.)
 from __future__ import annotations
 
 import schemathesis
-from conftest import Service
+from api_service import Service
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
