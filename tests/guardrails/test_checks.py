@@ -12,9 +12,9 @@ from chartdraft_guardrails.citation import is_clinical
 from chartdraft_guardrails.injection import scan_evidence
 from chartdraft_guardrails.policy import ReaskRequest, apply_policy, load_policy
 from chartdraft_guardrails.statement import CheckResult, Statement, worst
+
 from retrieval.errors import BadInput
 from retrieval.evidence import Evidence
-
 from tests.guardrails.corpus_loader import synthetic_charts
 
 

@@ -12,8 +12,8 @@ from chartdraft_guardrails.phi import (
     find_identifiers,
     npi_valid,
 )
-from retrieval.errors import CheckFailed
 
+from retrieval.errors import CheckFailed
 from tests.guardrails.corpus_loader import synthetic_charts
 
 SENTENCES = [
