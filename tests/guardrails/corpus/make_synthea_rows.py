@@ -188,13 +188,13 @@ def rows_for(
                 "procedure and date as recorded",
             )
         )
-        wrong = next(
+        other_proc = next(
             x for x in OTHER_PROCEDURES if not set(x.lower().split()) & set(title.lower().split())
         )
         out.append(
             row(
                 name,
-                f"{wrong} on {fmt(d, i)}.",
+                f"{other_proc} on {fmt(d, i)}.",
                 [p.id],
                 "wrong_procedure",
                 "flag",
@@ -384,11 +384,11 @@ def rows_for(
                 f"strength is {sv:g} mg",
             )
         )
-        wrong = next(x for x in OTHER_DRUGS if x not in m.title.lower())
+        other_drug = next(x for x in OTHER_DRUGS if x not in m.title.lower())
         out.append(
             row(
                 name,
-                f"{wrong.capitalize()} {strength}{tail}.",
+                f"{other_drug.capitalize()} {strength}{tail}.",
                 [m.id],
                 "wrong_drug",
                 "flag",
