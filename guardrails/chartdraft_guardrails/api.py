@@ -36,9 +36,11 @@ class ChartContext:
     chart: list[Evidence]
     by_id: dict[str, Evidence]
     facts: dict[str, EvidenceFacts]
+    facts_list: list[EvidenceFacts]
     vocab: frozenset[str]
     injections: list[InjectionFinding]
     allowed: Allowed
+    size: int = 0
 
 
 _contexts: OrderedDict[int, ChartContext] = OrderedDict()
@@ -48,16 +50,19 @@ def chart_context(chart: list[Evidence], patient: Evidence | None = None) -> Cha
     """Cached per chart list object (the pipeline checks many statements against one chart)."""
     key = id(chart)
     ctx = _contexts.get(key)
-    if ctx is not None and ctx.chart is chart and len(ctx.by_id) == len({e.id for e in chart}):
+    if ctx is not None and ctx.chart is chart and ctx.size == len(chart):
         return ctx
     pat = patient or next((e for e in chart if e.resource_type == "Patient"), None)
+    facts = {e.id: evidence_facts(e) for e in chart}
     ctx = ChartContext(
         chart=chart,
         by_id={e.id: e for e in chart},
-        facts={e.id: evidence_facts(e) for e in chart},
+        facts=facts,
+        facts_list=list(facts.values()),
         vocab=chart_vocab(chart),
         injections=scan_evidence(chart),
         allowed=allowed_identifiers(pat, chart),
+        size=len(chart),
     )
     _contexts[key] = ctx
     while len(_contexts) > 8:
@@ -95,7 +100,7 @@ def check_statement(
     if usable:
         results += check_support(facts, [_facts_for(e, ctx) for e in usable])
     if statement.citations or is_clinical(statement.text):
-        results += check_contradiction(facts, list(ctx.facts.values()), ctx.vocab)
+        results += check_contradiction(facts, ctx.facts_list, ctx.vocab)
     cited_inj = scan_evidence([e for e in usable if e.id not in ctx.by_id])
     results += check_injection(statement.text, ctx.injections + cited_inj)
     results += check_phi(statement.text, ctx.allowed, ner=phi_ner)
@@ -200,8 +205,8 @@ def check_draft(
             for t, sts in sections
             if sts
         ]
-    shown_ev = [ctx.by_id[i] for i in shown_ids if i in ctx.by_id] + list(extra.values())
-    report.injection = scan_evidence(shown_ev)
+    report.injection = [f for f in ctx.injections if f.evidence_id in shown_ids]
+    report.injection += scan_evidence(list(extra.values()))
     return report
 
 

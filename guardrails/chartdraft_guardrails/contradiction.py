@@ -9,6 +9,8 @@ denying a condition or drug the chart records as active.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from functools import lru_cache
 
 from chartdraft_guardrails import lexicon
 from chartdraft_guardrails.dates import supports as date_supports
@@ -90,12 +92,43 @@ def _mass_by_drug(facts: StatementFacts) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
+@lru_cache(maxsize=4096)
+def _title_terms(title: str, vocab: frozenset[str]) -> frozenset[str]:
+    return frozenset(w for w in words(lexicon.canonical(title)) if is_term(w, vocab))
+
+
+@dataclass
+class _Index:
+    chart: list[EvidenceFacts]
+    allergy: list[EvidenceFacts]
+    meds: list[EvidenceFacts]
+    conditions: list[EvidenceFacts]
+
+
+_index: dict[int, _Index] = {}
+
+
+def _index_of(chart: list[EvidenceFacts]) -> _Index:
+    idx = _index.get(id(chart))
+    if idx is None or idx.chart is not chart:
+        idx = _Index(
+            chart,
+            allergies(chart),
+            [c for c in chart if c.evidence.resource_type.startswith("Medication")],
+            [c for c in chart if c.evidence.resource_type == "Condition"],
+        )
+        if len(_index) > 8:
+            _index.clear()
+        _index[id(chart)] = idx
+    return idx
+
+
 def _matches_concept(terms: set[str], e: EvidenceFacts, vocab: frozenset[str]) -> bool:
     """The statement names this condition: one's clinical words contain the other's.
 
     "asthma" matches "Childhood asthma"; "viral sinusitis" does not match "Chronic sinusitis".
     """
-    title = {w for w in words(lexicon.canonical(e.evidence.title)) if is_term(w, vocab)}
+    title = _title_terms(e.evidence.title, vocab)
     if not title or not terms:
         return False
     in_title = all(stem_match(w, title) for w in terms)
@@ -115,7 +148,8 @@ def check_contradiction(
             )
         )
 
-    allergy = allergies(chart)
+    idx = _index_of(chart)
+    allergy = idx.allergy
     if facts.no_known_allergies and allergy:
         names = ", ".join(
             sorted({str(a.evidence.data.get("substance") or a.evidence.title) for a in allergy})[:4]
@@ -149,7 +183,7 @@ def check_contradiction(
 
     active_meds = [
         c
-        for c in chart
+        for c in idx.meds
         if c.evidence.resource_type == "MedicationRequest" and c.status in STATUS_ACTIVE
     ]
     for name, stated in _mass_by_drug(facts).items():
@@ -177,15 +211,8 @@ def check_contradiction(
                 [c.evidence.id for c in orders],
             )
 
-    drug_related = {
-        n: [c for c in chart if n in c.drugs and c.evidence.resource_type.startswith("Medication")]
-        for n in facts.drugs
-    }
-    cond_related = [
-        c
-        for c in chart
-        if c.evidence.resource_type == "Condition" and _matches_concept(facts.terms, c, vocab)
-    ]
+    drug_related = {n: [c for c in idx.meds if n in c.drugs] for n in facts.drugs}
+    cond_related = [c for c in idx.conditions if _matches_concept(facts.terms, c, vocab)]
     if facts.status_claim == "inactive":
         for n, rel in drug_related.items():
             act = [c for c in rel if c.status in STATUS_ACTIVE]
@@ -228,15 +255,12 @@ def check_contradiction(
                     [c.evidence.id for c in act],
                 )
         neg_terms = {t for t in facts.terms if t in negated}
-        for c in chart:
+        for c in idx.conditions:
+            if c.status not in STATUS_ACTIVE:
+                continue
             # "Concussion with no loss of consciousness" names the condition, it denies nothing
             quoted = lexicon.canonical(c.evidence.title).split(" (")[0] in facts.canon
-            if (
-                c.evidence.resource_type == "Condition"
-                and c.status in STATUS_ACTIVE
-                and not quoted
-                and _matches_concept(neg_terms, c, vocab)
-            ):
+            if not quoted and _matches_concept(neg_terms, c, vocab):
                 flag(
                     f"denies {c.evidence.title}, but {c.evidence.id} records it as active",
                     [c.evidence.id],

@@ -8,6 +8,7 @@ and negated concepts. Evidence gives the same from its ``text``, ``title``, ``co
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -135,7 +136,7 @@ def words(canon: str) -> list[str]:
     return _WORD.findall(canon)
 
 
-def stem_match(token: str, pool: set[str]) -> bool:
+def stem_match(token: str, pool: AbstractSet[str]) -> bool:
     """Exact token, or a shared prefix long enough to be the same word (diabetes ~ diabetic)."""
     if token in pool:
         return True
@@ -268,9 +269,8 @@ def statement_facts(text: str, vocab: frozenset[str]) -> StatementFacts:
     dates = find_dates(canon)
     qty = quantities(canon, [d.span for d in dates])
     f = StatementFacts(text=text, canon=canon, dates=dates, quantities=qty)
-    for name in _drug_vocab(vocab):
-        for m in re.finditer(r"\b" + re.escape(name) + r"\b", canon):
-            f.drugs.setdefault(name, []).append(m.start())
+    for m in _drug_regex(vocab).finditer(canon):
+        f.drugs.setdefault(m.group(1), []).append(m.start())
     f.terms = {w for w in words(canon) if is_term(w, vocab)}
     f.frequencies = lexicon.frequencies(canon)
     f.routes = lexicon.routes(canon)
@@ -288,9 +288,11 @@ def is_term(word: str, vocab: frozenset[str]) -> bool:
 
 
 @lru_cache(maxsize=64)
-def _drug_vocab(vocab: frozenset[str]) -> tuple[str, ...]:
+def _drug_regex(vocab: frozenset[str]) -> re.Pattern[str]:
+    """One alternation of every known drug name, longest first (one scan per statement)."""
     names = {v[len("drug:") :] for v in vocab if v.startswith("drug:")} | lexicon.COMMON_DRUGS
-    return tuple(sorted(names, key=len, reverse=True))
+    alts = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(r"\b(" + alts + r")\b")
 
 
 def _strings(value: Any) -> list[str]:

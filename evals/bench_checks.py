@@ -1,0 +1,91 @@
+"""Check latency for a 40-statement draft (``make bench`` -> ``python -m evals.bench checks``).
+
+Uses the largest shared Synthea chart; statements are built from its own evidence (values, dates,
+procedures, conditions), half of them edited to be wrong. Prints the median over repeats of:
+cold (first draft on a chart: builds the per-chart facts), warm (the pipeline's case: the chart
+context is cached), and warm with Presidio NER for names (PHI-on; built once, not timed).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+from chartdraft_guardrails import api
+from chartdraft_guardrails.api import check_draft
+from chartdraft_guardrails.statement import Statement
+
+from retrieval.evidence import Evidence
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "synthea-r4-bundles"
+
+
+def _chart() -> list[Evidence]:
+    from retrieval.fhir_load import load_path
+    from retrieval.normalize import normalize_all
+
+    best: list[Evidence] = []
+    for f in sorted(DATA.glob("*.json")):
+        ev, _ = normalize_all(load_path(f).resources)
+        if len(ev) > len(best):
+            best = ev
+    return best
+
+
+def _statements(chart: list[Evidence], n: int = 40) -> list[Statement]:
+    out: list[Statement] = []
+    pool = [e for e in chart if e.resource_type in ("Observation", "Procedure", "Condition",
+                                                    "Immunization", "MedicationRequest")]
+    for i, e in enumerate(pool):
+        if len(out) >= n:
+            break
+        v = e.data.get("value")
+        when = (e.date or "")[:10]
+        if isinstance(v, int | float) and e.data.get("unit"):
+            shown = v * (1.5 if i % 2 else 1.0)
+            text = f"{e.title.split('[')[0].strip()} was {shown:.1f} {e.data['unit']} on {when}."
+        else:
+            text = f"{e.title} on {when}." if i % 2 == 0 else f"{e.title} in 1999."
+        out.append(Statement(text=text, citations=[e.id]))
+    return out
+
+
+def _time(fn: object, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()  # type: ignore[operator]
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    if not DATA.exists():
+        print(f"skipped: {DATA} is absent")
+        return
+    chart = _chart()
+    sts = _statements(chart)
+    pid = next(e.patient_id for e in chart if e.resource_type == "Patient") or ""
+    shown = {e.id for e in chart}
+    sections = [("Recent results", sts[:20]), ("Recent encounters and procedures", sts[20:])]
+
+    def run(ner: bool = False) -> None:
+        check_draft(sections, chart=chart, shown_ids=shown, patient_id=pid, doc_type="summary",
+                    phi_ner=ner)
+
+    def cold() -> None:
+        api._contexts.clear()
+        run()
+
+    print(f"chart: {len(chart)} evidence units; draft: {len(sts)} statements")
+    print(f"check_draft cold (builds chart facts): median {_time(cold, 5):.1f} ms")
+    run()
+    print(f"check_draft warm, PHI patterns only:   median {_time(run, 15):.1f} ms "
+          f"(target < 50 ms)")
+    run(True)  # builds the Presidio analyzer once
+    print(f"check_draft warm, PHI with NER:        median {_time(lambda: run(True), 5):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
