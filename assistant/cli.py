@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from retrieval.errors import ChartdraftError
 
 from assistant.settings import get_settings
+from retrieval.errors import ChartdraftError
 
 app = typer.Typer(
     help="chartdraft: cited clinical drafts from a FHIR chart, checked before anyone signs.",
@@ -69,7 +69,9 @@ def _progress(label: str) -> Callable[[int, int], None] | None:
 
 @app.command()
 def ingest(
-    sources: Annotated[list[str], typer.Argument(help="Bundle files, NDJSON folders, or FHIR base URLs.")],
+    sources: Annotated[
+        list[str], typer.Argument(help="Bundle files, NDJSON folders, or FHIR base URLs.")
+    ],
     token: Annotated[str | None, typer.Option(help="Bearer token for a FHIR server URL.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -155,7 +157,10 @@ def synth(
     out: Annotated[Path, typer.Option(help="Folder for the FHIR bundles.")] = Path("synthetic"),
     attacks: Annotated[bool, typer.Option(help="Plant injections and foreign PHI.")] = False,
 ) -> None:
-    """Write synthetic patients as FHIR R4 bundles.  Example: chartdraft synth --patients 10 --out c/"""
+    """Write synthetic patients as FHIR R4 bundles.
+
+    Example: chartdraft synth --patients 10 --seed 7 --out charts/
+    """
     from retrieval.synth import write
 
     paths = write(patients, seed, out, attacks=attacks)

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from retrieval.errors import BadInput, ChartdraftError
 
 from assistant.draft import Draft
+from retrieval.errors import BadInput, ChartdraftError
 
 
 def _render_human(draft: Draft) -> str:
@@ -97,6 +97,7 @@ def draft_json(d: Draft) -> str:
 
 def check_file(chart: Path, draft_file: Path) -> dict[str, Any]:
     from chartdraft_guardrails.api import check_draft_json
+
     from retrieval.fhir_load import load_path
     from retrieval.normalize import normalize_all
 

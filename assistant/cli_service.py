@@ -14,15 +14,14 @@ DEMO_SEED = 2026
 def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
-        patients: Annotated[int, typer.Option(help="Synthetic patients to create.")] = DEMO_PATIENTS,
+        patients: Annotated[int, typer.Option(help="Synthetic patients.")] = DEMO_PATIENTS,
         serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
     ) -> None:
         """Create synthetic patients, ingest them, and start the service (what `make run` does)."""
-        from retrieval.ingest import ingest_paths
-        from retrieval.synth import write
-
         from assistant.runtime import Runtime
         from assistant.settings import get_settings
+        from retrieval.ingest import ingest_paths
+        from retrieval.synth import write
 
         settings = get_settings()
         settings.ensure_dirs()

@@ -1,4 +1,4 @@
-"""The drafting pipeline: plan -> gather -> budget -> prompt -> generate -> parse -> verify -> Draft.
+"""The drafting pipeline: plan, gather, budget, prompt, generate, parse, verify -> Draft.
 
 One function, ``run_draft``, drives every backend and both drafting modes:
 
@@ -21,11 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from chartdraft_guardrails.statement import Statement
-from retrieval.errors import BadInput, ModelUnavailable
-from retrieval.evidence import Evidence
-from retrieval.gather import Gathered, gather
-
-from retrieval.plans import DOC_TYPES, plan_for
 
 from assistant.budget import fit_to_budget, rough_token_count
 from assistant.compose import compose
@@ -33,6 +28,10 @@ from assistant.draft import Draft, DraftStatement, Section
 from assistant.orders import policy_for_order
 from assistant.runtime import Runtime
 from assistant.verify import verify_draft, verify_statement
+from retrieval.errors import BadInput, ModelUnavailable
+from retrieval.evidence import Evidence
+from retrieval.gather import Gathered, gather
+from retrieval.plans import DOC_TYPES, plan_for
 
 Event = dict[str, Any]
 OnEvent = Callable[[Event], None]
@@ -156,9 +155,8 @@ def _patient_header(gathered: Gathered) -> dict[str, Any]:
 
 def _free(rt: Runtime, draft: Draft, backend: Any, gathered: Gathered, shown: list[Evidence],
           policy: Any, timer: _Timer, on_event: OnEvent | None) -> list[Section]:
-    from prompts.registry import render, section_titles
-
     from assistant.llm.citations import draft_schema, iter_statements, parse_draft
+    from prompts.registry import render, section_titles
 
     with timer.stage("prompt"):
         rendered = render(draft.doc_type, evidence=shown, patient=_patient_header(gathered),
@@ -178,7 +176,7 @@ def _free(rt: Runtime, draft: Draft, backend: Any, gathered: Gathered, shown: li
             yield piece
 
     with timer.stage("generate"):
-        for title, stmt in iter_statements(chunks()):
+        for title, stmt in iter_statements(chunks(), shown_ids=shown_ids):
             st = DraftStatement(text=stmt.text, citations=stmt.citations, origin="model")
             st.results = verify_statement(st, gathered, shown, draft.doc_type)
             _emit(on_event, {"type": "statement", "section": title, "statement": st})
@@ -186,7 +184,7 @@ def _free(rt: Runtime, draft: Draft, backend: Any, gathered: Gathered, shown: li
     draft.tokens_in += int(usage.get("prompt_tokens", 0))
     draft.tokens_out += int(usage.get("completion_tokens", 0))
     with timer.stage("parse"):
-        parsed = parse_draft("".join(pieces), shown_ids=shown_ids)
+        parsed = parse_draft("".join(pieces), shown_ids=shown_ids, section_titles=titles)
     if parsed.problems:
         draft.checks["parse_problems"] = parsed.problems
     sections: list[Section] = []
@@ -203,9 +201,8 @@ def _free(rt: Runtime, draft: Draft, backend: Any, gathered: Gathered, shown: li
 def _constrained(rt: Runtime, draft: Draft, backend: Any, gathered: Gathered,
                  shown: list[Evidence], policy: Any, timer: _Timer,
                  on_event: OnEvent | None) -> list[Section]:
+    from assistant.llm.citations import parse_rephrase, rephrase_schema
     from prompts.registry import render_rephrase
-
-    from assistant.llm.citations import rephrase_schema
 
     with timer.stage("compose"):
         sections = compose(draft.doc_type, shown, required=gathered.required,
@@ -216,19 +213,25 @@ def _constrained(rt: Runtime, draft: Draft, backend: Any, gathered: Gathered,
     for sec in sections:
         for st in sec.statements:
             st.origin = "composed"
-            if st.citations:
+            # Knowledge passages are already written in plain language for patients; only
+            # chart-derived sentences are worth a model call.
+            if any(not c.startswith("kb:") for c in st.citations):
                 cited = [by_id[c] for c in st.citations if c in by_id]
                 with timer.stage("prompt"):
                     rendered = render_rephrase(st.text, evidence=cited, audience=audience)
                 draft.prompt_id, draft.prompt_version, draft.prompt_hash = (
                     rendered.prompt_id, rendered.version, rendered.sha256)
                 with timer.stage("generate"):
+                    # A rephrasing longer than twice the original is not plain language.
+                    limit = min(160, 2 * backend.count_tokens(st.text) + 16)
                     out = backend.complete(rendered.messages, schema=rephrase_schema(),
-                                           max_tokens=160, temperature=rt.settings.temperature)
+                                           max_tokens=limit, temperature=rt.settings.temperature)
                 draft.tokens_in += out.tokens_in
                 draft.tokens_out += out.tokens_out
                 with timer.stage("parse"):
-                    text = _rephrased_text(out.text)
+                    text, problems = parse_rephrase(out.text)
+                if problems:
+                    draft.checks.setdefault("rephrase_problems", []).extend(problems)
                 if text:
                     candidate = DraftStatement(text=text, citations=st.citations, origin="model")
                     with timer.stage("verify"):
@@ -239,17 +242,6 @@ def _constrained(rt: Runtime, draft: Draft, backend: Any, gathered: Gathered,
                 st.results = verify_statement(st, gathered, shown, draft.doc_type)
             _emit(on_event, {"type": "statement", "section": sec.title, "statement": st})
     return sections
-
-
-def _rephrased_text(raw: str) -> str | None:
-    import json
-
-    try:
-        obj = json.loads(raw)
-    except ValueError:
-        return None
-    text = obj.get("text") if isinstance(obj, dict) else None
-    return text.strip() if isinstance(text, str) and text.strip() else None
 
 
 def as_statements(sections: list[Section]) -> list[tuple[str, list[Statement]]]:

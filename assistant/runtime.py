@@ -11,17 +11,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from assistant.settings import Settings
 from retrieval.chart_store import ChartStore
 from retrieval.errors import BadInput
 from retrieval.evidence import Evidence
 
-from assistant.settings import Settings
-
 if TYPE_CHECKING:
+    from assistant.llm.base import LLMBackend
     from retrieval.embeddings import Embedder
     from retrieval.vector_index import EvidenceIndex
-
-    from assistant.llm.base import LLMBackend
 
 
 @dataclass

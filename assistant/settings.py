@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     )
     openai_base_urls: list[str] = Field(
         default_factory=lambda: ["http://127.0.0.1:8001/v1"],
-        description="One or more OpenAI-compatible base URLs (vLLM replicas), balanced with failover.",
+        description="OpenAI-compatible base URLs (vLLM replicas), balanced with failover.",
     )
     openai_model: str = "chartdraft"
     openai_api_key: SecretStr | None = None

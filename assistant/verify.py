@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from chartdraft_guardrails.api import check_draft, check_statement
 from chartdraft_guardrails.statement import CheckResult, Statement
-from retrieval.evidence import Evidence
-from retrieval.gather import Gathered
 
 from assistant.draft import Draft, DraftStatement
+from retrieval.evidence import Evidence
+from retrieval.gather import Gathered
 
 
 def verify_statement(
