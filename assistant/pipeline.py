@@ -27,7 +27,7 @@ from assistant.compose import compose
 from assistant.draft import Draft, DraftStatement, Section
 from assistant.orders import policy_for_order
 from assistant.runtime import Runtime
-from assistant.verify import verify_draft, verify_statement
+from assistant.verify import apply_guardrail_policy, verify_draft, verify_statement
 from retrieval.errors import BadInput, ModelUnavailable
 from retrieval.evidence import Evidence
 from retrieval.gather import Gathered, gather
@@ -137,8 +137,15 @@ def run_draft(rt: Runtime, req: DraftRequest, *, on_event: OnEvent | None = None
                     st.results = verify_statement(st, gathered, shown, req.doc_type)
                     _emit(on_event, {"type": "statement", "section": sec.title, "statement": st})
 
+    draft.sections = sections
+    with timer.stage("policy"):
+        # Only free-mode text is the model's own; composed sentences are already the evidence.
+        reask = _reasker(rt, draft, backend, shown) if backend and mode == "free" else None
+        for change in apply_guardrail_policy(draft, gathered, shown, reask,
+                                             settings.reask_attempts):
+            # The stream already carried the first version: tell listeners what changed.
+            _emit(on_event, {**change, "statement": _find_statement(draft, change)})
     with timer.stage("verify"):
-        draft.sections = sections
         verify_draft(draft, gathered, shown)
     draft.timings["total"] = time.perf_counter() - t_start
     draft.status = "draft"
@@ -242,6 +249,44 @@ def _constrained(rt: Runtime, draft: Draft, backend: Any, gathered: Gathered,
                 st.results = verify_statement(st, gathered, shown, draft.doc_type)
             _emit(on_event, {"type": "statement", "section": sec.title, "statement": st})
     return sections
+
+
+def _find_statement(draft: Draft, change: dict[str, Any]) -> DraftStatement | None:
+    return next((s for s in draft.statements() if s.id == change.get("statement_id")), None)
+
+
+def _reasker(rt: Runtime, draft: Draft, backend: Any,
+             shown: list[Evidence]) -> Callable[[list[Any]], list[Statement | None]]:
+    """Send failing statements back to the model, one at a time, with the reasons."""
+    from assistant.llm.citations import parse_rephrase, rephrase_schema
+    from prompts.registry import render_rephrase
+
+    by_id = {e.id: e for e in shown}
+    audience = "patient" if draft.doc_type == "discharge-instructions" else "clinician"
+
+    def reask(requests: list[Any]) -> list[Statement | None]:
+        answers: list[Statement | None] = []
+        for req in requests:
+            cited = [by_id[c] for c in req.statement.citations if c in by_id]
+            if not cited:  # nothing to ground a rewrite on: leave it flagged
+                answers.append(None)
+                continue
+            rendered = render_rephrase(req.statement.text, evidence=cited, audience=audience,
+                                       extras={"reasons": req.reasons})
+            try:
+                out = backend.complete(rendered.messages, schema=rephrase_schema(),
+                                       max_tokens=160, temperature=rt.settings.temperature)
+            except ModelUnavailable:
+                answers.append(None)
+                continue
+            draft.tokens_in += out.tokens_in
+            draft.tokens_out += out.tokens_out
+            text, _ = parse_rephrase(out.text)
+            answers.append(Statement(text=text, citations=req.statement.citations)
+                           if text else None)
+        return answers
+
+    return reask
 
 
 def as_statements(sections: list[Section]) -> list[tuple[str, list[Statement]]]:

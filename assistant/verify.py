@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chartdraft_guardrails.api import check_draft, check_statement
+from chartdraft_guardrails.policy import ReaskFn, apply_policy
 from chartdraft_guardrails.statement import CheckResult, Statement
 
 from assistant.draft import Draft, DraftStatement
@@ -36,6 +37,7 @@ def verify_draft(draft: Draft, gathered: Gathered, shown: list[Evidence]) -> Non
         doc_type=draft.doc_type,
         required_ids=gathered.required,
         patient=next((e for e in gathered.chart if e.resource_type == "Patient"), None),
+        shown=shown,
     )
     draft.checks.update(report.summary())
 
@@ -50,3 +52,42 @@ def recheck(draft: Draft, gathered: Gathered) -> None:
 def recheck_draft(store_chart: list[Evidence], draft: Draft) -> None:
     """Re-check a stored draft (after an edit) against the patient's current chart."""
     recheck(draft, Gathered(draft.patient_id, store_chart, draft.evidence))
+
+
+def apply_guardrail_policy(
+    draft: Draft,
+    gathered: Gathered,
+    shown: list[Evidence],
+    reask: ReaskFn | None,
+    max_attempts: int,
+) -> list[dict[str, object]]:
+    """Repair, re-ask, drop or flag failing statements as policy.yaml says; return the changes.
+
+    Dropped statements are recorded on the draft (never silent); flagged ones stay visible.
+    """
+
+    def recheck_one(s: Statement) -> list[CheckResult]:
+        return verify_statement(DraftStatement(text=s.text, citations=s.citations), gathered,
+                                shown, draft.doc_type)
+
+    changes: list[dict[str, object]] = []
+    for sec in draft.sections:
+        items = [(Statement(text=x.text, citations=x.citations), x.results) for x in sec.statements]
+        outcomes = apply_policy(items, doc_type=draft.doc_type, recheck=recheck_one,
+                                reask=reask, max_attempts=max_attempts)
+        kept: list[DraftStatement] = []
+        for st, out in zip(sec.statements, outcomes, strict=True):
+            if out.statement is None:
+                changes.append({"type": "dropped", "statement_id": st.id, "section": sec.title,
+                                "text": st.text, "reasons": out.history})
+                continue
+            if out.action in ("repaired", "reasked") or out.statement.text != st.text:
+                st.text, st.citations = out.statement.text, list(out.statement.citations)
+                st.results = out.results
+                changes.append({"type": "revised", "statement_id": st.id, "section": sec.title,
+                                "action": out.action, "history": out.history})
+            kept.append(st)
+        sec.statements = kept
+    if changes:
+        draft.checks["policy"] = changes
+    return changes
