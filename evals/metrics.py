@@ -143,12 +143,13 @@ def alce_precision(statements: Iterable[StatementView], supports: Supports) -> t
 
 
 def verdict_counts(statements: Iterable[StatementView]) -> dict[str, int]:
-    """statements, unsupported (k), contradicted (k) over all non-placeholder statements."""
-    out = {"statements": 0, "unsupported": 0, "contradicted": 0, "flagged": 0}
+    """statements, unsupported, contradicted, flagged, cited over non-placeholder statements."""
+    out = {"statements": 0, "unsupported": 0, "contradicted": 0, "flagged": 0, "cited": 0}
     for s in statements:
         if s.placeholder:
             continue
         out["statements"] += 1
+        out["cited"] += bool(s.citations)
         out["unsupported"] += s.verdict in UNSUPPORTED
         out["contradicted"] += s.verdict == "contradicted"
         out["flagged"] += s.verdict != "supported"
@@ -271,6 +272,9 @@ METRICS: tuple[MetricDef, ...] = (
     MetricDef("case_error", "rate", "lower", True, "Cases that failed to run"),
     MetricDef("readability_grade", "mean", "lower", False, "Reading grade (discharge)"),
     MetricDef("flagged_final", "rate", "lower", False, "Flagged statements (after policy)"),
+    # A sentence with no clinical fact passes the checks uncited; a baseline that writes filler
+    # shows up here rather than in the unsupported rate.
+    MetricDef("statements_cited", "rate", "higher", False, "Statements with a citation"),
 )
 METRIC_BY_NAME = {m.name: m for m in METRICS}
 

@@ -66,7 +66,8 @@ def run_summary(backend: str, records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def build_results(*, suite: Suite, suite_hash: str, suite_path: str, cases: list[Case],
                   records: list[dict[str, Any]], cfg: Any, anchor: date,
-                  engine_info: dict[str, Any], wall_seconds: float) -> dict[str, Any]:
+                  engine_info: dict[str, Any], wall_seconds: float,
+                  with_checker: bool = True) -> dict[str, Any]:
     sha, dirty = git_commit()
     runs = {b: run_summary(b, [r for r in records if r["backend"] == b]) for b in cfg.backends}
     models = {b: run["models"] for b, run in runs.items()}
@@ -91,7 +92,8 @@ def build_results(*, suite: Suite, suite_hash: str, suite_path: str, cases: list
     records = sorted(records, key=lambda r: (cfg.backends.index(r["backend"]),
                                              order.get(r["case_id"], 0)))
     return clean({"schema_version": SCHEMA_VERSION, "manifest": manifest, "runs": runs,
-                  "checker": checker_meta_eval(), "cases": records})
+                  "checker": checker_meta_eval() if with_checker else None,
+                  "cases": records})
 
 
 def clean(obj: Any) -> Any:

@@ -45,6 +45,7 @@ class RunConfig:
     max_statements: int | None = None  # cap model rephrasing per draft (keeps llm tests small)
     settings: dict[str, Any] = field(default_factory=dict)  # extra Settings fields
     mlflow_uri: str | None = None
+    checker: bool = True  # also meta-evaluate the checks on their labelled corpus
 
 
 def _check_backends(names: list[str]) -> None:
@@ -140,11 +141,14 @@ def run(cfg: RunConfig, *, progress: Progress | None = None) -> dict[str, Any]:
                 list(pool.map(one, todo))
     finally:
         engine.close()
+        if progress:
+            progress(finished, total, "done")
     records = [r for r in read_jsonl(sink.path)
                if r["backend"] in cfg.backends and r["case_id"] in {c.id for c in cases}]
     results = build_results(suite=suite, suite_hash=suite_hash, suite_path=cfg.suite,
                             cases=cases, records=records, cfg=cfg, anchor=anchor,
-                            engine_info=engine.info(), wall_seconds=time.perf_counter() - t0)
+                            engine_info=engine.info(), wall_seconds=time.perf_counter() - t0,
+                            with_checker=cfg.checker)
     write_outputs(results, out)
     if cfg.mlflow_uri:
         from evals.results import log_mlflow
@@ -200,7 +204,8 @@ class InProcess(_Engine):
             from evals.baselines import cqe_draft
 
             with self.lock:
-                return cqe_draft(self.rt, case, backend[len(BASELINE_PREFIX):])
+                return cqe_draft(self.rt, case, backend[len(BASELINE_PREFIX):],
+                                 max_sections=self.max_statements)
         req = DraftRequest(patient_id=case.patient_id, doc_type=case.doc_type,
                            encounter_id=case.encounter_id, order_id=case.order_id,
                            backend=backend)
