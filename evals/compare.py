@@ -70,7 +70,32 @@ def compare(base: dict[str, Any], cand: dict[str, Any]) -> tuple[list[Row], list
     for b in cand["runs"]:
         if b not in base["runs"]:
             notes.append(f"backend {b} is only in the candidate")
+    rows += _checker_rows(base.get("checker") or {}, cand.get("checker") or {})
     return rows, notes
+
+
+def _checker_rows(base: dict[str, Any], cand: dict[str, Any]) -> list[Row]:
+    """Recall of each check on its labelled corpus: a change that blinds a check fails the gate
+    (recall is a safety metric; precision is reported)."""
+    from evals.metrics import wilson
+
+    if not (base.get("available") and cand.get("available")):
+        return []
+    bt = (base.get("result") or {}).get("per_type") or {}
+    ct = (cand.get("result") or {}).get("per_type") or {}
+    rows = []
+    for t in sorted(set(bt) & set(ct)):
+        for name, k_key, other in (("recall", "tp", "fn"), ("precision", "tp", "fp")):
+            bk, bn = int(bt[t][k_key]), int(bt[t][k_key]) + int(bt[t][other])
+            cv = ct[t].get(name)
+            if bn == 0 or cv is None:
+                continue
+            lo, hi = wilson(bk, bn)
+            bm = {"value": bk / bn, "lo": lo, "hi": hi}
+            worse, better = beyond(bm, cv, "higher")
+            rows.append(Row("checker", f"{t}.{name}", bk / bn, cv, lo, hi, name == "recall",
+                            "higher", worse, better))
+    return rows
 
 
 def gate_failures(rows: list[Row]) -> list[Row]:

@@ -192,6 +192,24 @@ def _latency(results: dict[str, Any], backends: list[str]) -> str:
             f"<table><tr><th>backend</th><th>tokens in</th><th>tokens out</th></tr>{tok}</table>")
 
 
+def _checker(checker: dict[str, Any]) -> str:
+    """Precision/recall of flagging per defect type on the checks' labelled corpus."""
+    if not checker.get("available"):
+        return f"<p class='muted'>{escape(str(checker.get('reason', 'not run')))}</p>"
+    per_type = (checker.get("result") or {}).get("per_type") or {}
+    rows = "".join(
+        f"<tr><td>{escape(t)}</td><td class='num'>{v.get('n', '')}</td>"
+        f"<td class='num'>{v.get('tp', '')}</td><td class='num'>{v.get('fp', '')}</td>"
+        f"<td class='num'>{v.get('fn', '')}</td>"
+        f"<td class='num{' bad' if (v.get('precision') or 0) < 0.9 else ''}'>"
+        f"{_fmt(v.get('precision'))}</td>"
+        f"<td class='num{' bad' if (v.get('recall') or 0) < 0.95 else ''}'>"
+        f"{_fmt(v.get('recall'))}</td></tr>" for t, v in per_type.items())
+    return (f"<p>{checker.get('rows')} labelled statements.</p><table><tr><th>defect type</th>"
+            "<th>n</th><th>TP</th><th>FP</th><th>FN</th><th>precision</th><th>recall</th></tr>"
+            f"{rows}</table>")
+
+
 def render(results: dict[str, Any]) -> str:
     man = results["manifest"]
     backends = list(results["runs"])
@@ -216,9 +234,7 @@ def render(results: dict[str, Any]) -> str:
                      f", models {escape(', '.join(results['runs'][b]['models']) or '–')}</li>"
                      for b in backends)
     checker = results.get("checker") or {}
-    checker_html = ("<pre>" + escape(str(checker.get("result"))[:4000]) + "</pre>"
-                    if checker.get("available") else
-                    f"<p class='muted'>{escape(str(checker.get('reason', 'not run')))}</p>")
+    checker_html = _checker(checker)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>chartdraft eval: {escape(man['suite']['name'])}</title>

@@ -128,22 +128,22 @@ def checker_meta_eval() -> dict[str, Any] | None:
 
 
 def load_corpus(corpus_dir: Path) -> list[Any]:
-    """Labelled rows, through the guardrails' own loader when it has one."""
-    try:
-        from chartdraft_guardrails.meta_eval import load_corpus as theirs  # type: ignore[attr-defined]
-    except ImportError:
-        theirs = None
-    if theirs is not None:
-        return list(theirs(corpus_dir))
-    import yaml
+    """Labelled rows through the guardrails tests' own loader (it resolves charts into Evidence).
 
-    rows: list[Any] = []
-    for f in sorted(corpus_dir.glob("*.yaml")):
-        data = yaml.safe_load(f.read_text(encoding="utf-8"))
-        if isinstance(data, dict):
-            data = data.get("rows") or data.get("statements") or data.get("cases") or []
-        rows.extend(data or [])
-    return rows
+    The loader lives beside the corpus in tests/guardrails, not in an installed package, so it is
+    imported from its file.
+    """
+    import importlib.util
+
+    loader = corpus_dir.parent / "corpus_loader.py"
+    if not loader.exists():
+        raise FileNotFoundError(f"no corpus loader at {loader}")
+    spec = importlib.util.spec_from_file_location("chartdraft_corpus_loader", loader)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    shared = getattr(mod, "SYNTHEA", None)
+    return list(mod.all_rows(include_synthea=bool(shared and Path(shared).exists())))
 
 
 def write_outputs(results: dict[str, Any], out: Path) -> None:

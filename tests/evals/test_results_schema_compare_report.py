@@ -81,3 +81,18 @@ def test_report_is_self_contained_html_with_plots() -> None:
     urls = set(re.findall(r"https?://[^\s\"'<>]+", html))
     assert urls <= {"http://www.w3.org/2000/svg"}
     assert "<script" not in html
+
+
+def test_a_blinded_check_fails_the_gate() -> None:
+    def with_checker(tp: int, fn: int) -> dict:
+        doc = _run((1, 10))
+        doc["checker"] = {"available": True, "rows": 40, "result": {"per_type": {
+            "wrong_dose": {"tp": tp, "fp": 0, "fn": fn, "tn": 20,
+                           "precision": 1.0 if tp else None, "recall": tp / (tp + fn)}}}}
+        return doc
+
+    base = with_checker(20, 0)  # recall 20/20, Wilson lower bound 0.839
+    rows, _ = compare(base, with_checker(12, 8))  # recall 0.6 is beyond it
+    assert [(r.backend, r.metric) for r in gate_failures(rows)] == [
+        ("checker", "wrong_dose.recall")]
+    assert gate_failures(compare(base, with_checker(20, 0))[0]) == []
