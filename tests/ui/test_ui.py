@@ -161,7 +161,7 @@ def test_edit_a_flagged_statement_then_acknowledge_and_sign(page: Page, service:
         open_flags(page).first.get_by_role("button", name="Acknowledge").click()
         page.get_by_label(re.compile("Why is this statement acceptable")).fill(
             "Reviewed against the chart.")
-        page.get_by_role("button", name="Acknowledge flag").click()
+        page.get_by_role("button", name="Acknowledge flag", exact=True).click()
         expect(open_flags(page)).to_have_count(n - 1)
     expect(item).to_contain_text("Acknowledged")
     expect(item).to_contain_text("Your note: Reviewed against the chart.")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from api_service import Service
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, ViewportSize, expect
 
 ROOT = Path(__file__).parents[2]
 SCREENSHOTS = Path(__file__).parent / "screenshots"  # committed: the README shows these
@@ -18,8 +18,8 @@ CHROMIUM = os.environ.get("CHARTDRAFT_CHROMIUM") or shutil.which("chromium") or 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-LAPTOP = {"width": 1366, "height": 860}
-TABLET = {"width": 820, "height": 1180}
+LAPTOP = ViewportSize(width=1366, height=860)
+TABLET = ViewportSize(width=820, height=1180)
 DRAFT_TIMEOUT_MS = 90_000  # the first draft of a session also loads the embedding model
 
 
