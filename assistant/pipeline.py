@@ -205,49 +205,65 @@ def _free(rt: Runtime, draft: Draft, backend: Any, gathered: Gathered, shown: li
     return sections
 
 
+# Constrained mode rewrites only what a patient reads; clinician-facing documents keep the composed
+# sentences, which are already precise and which a small model can only make worse.
+REPHRASED_DOC_TYPES = frozenset({"discharge-instructions"})
+
+
 def _constrained(rt: Runtime, draft: Draft, backend: Any, gathered: Gathered,
                  shown: list[Evidence], policy: Any, timer: _Timer,
                  on_event: OnEvent | None) -> list[Section]:
+    from chartdraft_guardrails.facts import chart_vocab
+    from chartdraft_guardrails.rephrase import lost_facts
+
     from assistant.llm.citations import parse_rephrase, rephrase_schema
-    from prompts.registry import render_rephrase
+    from prompts.registry import render_rephrase, render_rephrase_small
 
     with timer.stage("compose"):
         sections = compose(draft.doc_type, shown, required=gathered.required,
                            patient_id=draft.patient_id, order_id=draft.order_id, policy=policy,
                            encounter_id=draft.encounter_id)
     by_id = {e.id: e for e in shown}
-    audience = "patient" if draft.doc_type == "discharge-instructions" else "clinician"
+    vocab = chart_vocab(gathered.chart)
+    small = backend.name == "embedded"  # a 135M model needs the short few-shot prompt
+    rejected: list[dict[str, Any]] = []
     for sec in sections:
         for st in sec.statements:
             st.origin = "composed"
-            # Knowledge passages are already written in plain language for patients; only
-            # chart-derived sentences are worth a model call.
-            if any(not c.startswith("kb:") for c in st.citations):
-                cited = [by_id[c] for c in st.citations if c in by_id]
+            # Knowledge passages are already plain language; only chart sentences are rewritten.
+            if draft.doc_type in REPHRASED_DOC_TYPES and any(
+                not c.startswith("kb:") for c in st.citations
+            ):
                 with timer.stage("prompt"):
-                    rendered = render_rephrase(st.text, evidence=cited, audience=audience)
+                    rendered = (render_rephrase_small(st.text) if small else render_rephrase(
+                        st.text, evidence=[by_id[c] for c in st.citations if c in by_id],
+                        audience="patient"))
                 draft.prompt_id, draft.prompt_version, draft.prompt_hash = (
                     rendered.prompt_id, rendered.version, rendered.sha256)
                 with timer.stage("generate"):
-                    # A rephrasing longer than twice the original is not plain language.
+                    # A rewrite longer than twice the original is not plain language.
                     limit = min(160, 2 * backend.count_tokens(st.text) + 16)
                     out = backend.complete(rendered.messages, schema=rephrase_schema(),
                                            max_tokens=limit, temperature=rt.settings.temperature)
                 draft.tokens_in += out.tokens_in
                 draft.tokens_out += out.tokens_out
-                with timer.stage("parse"):
+                with timer.stage("verify"):
                     text, problems = parse_rephrase(out.text)
-                if problems:
-                    draft.checks.setdefault("rephrase_problems", []).extend(problems)
-                if text:
-                    candidate = DraftStatement(text=text, citations=st.citations, origin="model")
-                    with timer.stage("verify"):
+                    if text:
+                        problems = lost_facts(st.text, text, vocab)
+                    if text and not problems:
+                        candidate = DraftStatement(text=text, citations=st.citations)
                         results = verify_statement(candidate, gathered, shown, draft.doc_type)
-                    if all(r.verdict == "supported" for r in results):
+                        problems = [r.reason for r in results if r.verdict != "supported"]
+                    if text and not problems:
                         st.text, st.origin = text, "model"
+                    else:
+                        rejected.append({"statement_id": st.id, "reasons": problems})
             with timer.stage("verify"):
                 st.results = verify_statement(st, gathered, shown, draft.doc_type)
             _emit(on_event, {"type": "statement", "section": sec.title, "statement": st})
+    if rejected:
+        draft.checks["rephrasings_rejected"] = rejected
     return sections
 
 

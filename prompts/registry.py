@@ -31,6 +31,7 @@ FOLDER = Path(__file__).parent
 DOC_TYPES = ("summary", "discharge-instructions", "prior-auth")
 SYSTEM_ID = "system"
 REPHRASE_ID = "rephrase"
+REPHRASE_SMALL_ID = "rephrase-small"
 
 OUTPUT_FORMAT = """\
 Answer with one JSON object and nothing else, in this shape:
@@ -228,3 +229,15 @@ def render_rephrase(
         {"role": "user", "content": user.strip()},
     ]
     return _finish(tpl.id, f"{tpl.version}+system.{system.version}", messages)
+
+
+def render_rephrase_small(text: str) -> RenderedPrompt:
+    """Constrained mode for tiny models: its own short system prompt and worked examples."""
+    tpl = get(REPHRASE_SMALL_ID)
+    messages = [{"role": "system", "content": str(tpl.meta.get("system", "")).strip()}]
+    for ex in tpl.meta.get("examples") or []:
+        messages.append({"role": "user", "content": str(ex["in"])})
+        messages.append({"role": "assistant", "content": json.dumps({"text": str(ex["out"])})})
+    messages.append({"role": "user",
+                     "content": _env.from_string(tpl.text).render(statement=text).strip()})
+    return _finish(tpl.id, tpl.version, messages)

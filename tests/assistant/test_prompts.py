@@ -26,7 +26,7 @@ def _ev() -> list[Evidence]:
 
 
 @pytest.mark.parametrize("pid", ["system", "summary", "discharge-instructions", "prior-auth",
-                                 "rephrase"])
+                                 "rephrase", "rephrase-small"])
 def test_every_prompt_has_an_id_and_a_version(pid):
     p = get(pid)
     assert p.id == pid
