@@ -8,11 +8,12 @@ role and patient-scope checks as /v1 (a patient-scoped token sees its own patien
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
@@ -29,8 +30,9 @@ templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(prefix="/ui", include_in_schema=False,
                    responses={k: PROBLEM_SCHEMA for k in (401, 403, 404)})
 OPEN_ORDER_STATUSES = ("draft", "active", "on-hold", None)
-# Bumped with the static files so a browser never runs a stale app.js against a newer page.
-ASSET_VERSION = "1"
+# A hash of the static files in their URLs, so a browser never runs a stale app.js.
+ASSET_VERSION = hashlib.sha256(b"".join(
+    p.read_bytes() for p in sorted((HERE / "static").glob("*.*")))).hexdigest()[:10]
 
 
 def mount(app: FastAPI) -> None:
@@ -38,6 +40,9 @@ def mount(app: FastAPI) -> None:
     # The static mount goes first: the page routes below would otherwise match /ui/static/...
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")
     app.include_router(router)
+    if not any(getattr(r, "path", None) == "/" for r in app.routes):
+        # Someone typing the bare address is a person: send them to the UI.
+        app.add_api_route("/", lambda: RedirectResponse("/ui"), include_in_schema=False)
 
 
 def _shell(request: Request) -> HTMLResponse:

@@ -89,6 +89,8 @@ def test_request_each_document_type(page: Page, service: Service, doc_label: str
            else service.patient_ids[0])
     dev_signin(page, service)
     open_patient(page, service, pid)
+    streams: list[str] = []
+    page.on("request", lambda r: streams.append(r.url) if r.url.endswith("/events") else None)
     if doc_label.startswith("Prior"):
         page.get_by_label(doc_label, exact=True).check()
         expect(page.get_by_label("Order")).to_be_visible()
@@ -97,6 +99,7 @@ def test_request_each_document_type(page: Page, service: Service, doc_label: str
     request_draft(page, doc_label)
     expect(page.get_by_role("heading", name=doc_label, level=1)).to_be_visible()
     assert statements(page).count() > 0
+    assert len(streams) == 1  # the statements came over the draft's event stream
     # Every statement that cites something shows a chip per citation.
     with service.client(service.token("clinician")) as c:
         draft = c.get(f"/v1/drafts/{page.url.rsplit('/', 1)[-1]}").json()
@@ -151,6 +154,15 @@ def test_edit_a_flagged_statement_then_acknowledge_and_sign(page: Page, service:
     expect(item).to_have_attribute("data-verdict", "supported")
     expect(item).to_contain_text("edited by clinician")
 
+    # Remove a statement (after the browser's confirmation).
+    n_before = statements(page).count()
+    victim = statements(page).last
+    victim_text = victim.locator(".text").inner_text()
+    page.once("dialog", lambda d: d.accept())
+    victim.get_by_role("button", name="Remove").click()
+    expect(statements(page)).to_have_count(n_before - 1)
+    expect(page.locator("#draft")).not_to_contain_text(victim_text)
+
     # Make one flag for sure, then acknowledge every open flag with a note.
     item.get_by_role("button", name="Edit").click()
     page.get_by_label(re.compile("Edit the statement")).fill(wrong_dose(text))
@@ -189,7 +201,7 @@ def test_reject_with_a_reason_and_send_feedback(page: Page, service: Service) ->
     page.get_by_role("button", name="Reject draft").click()
     expect(page.locator("#rejected-banner")).to_contain_text("Misses the recent admission.")
 
-    page.get_by_role("button", name="Not helpful (thumbs down)").click()
+    page.get_by_role("button", name="Thumbs down").click()
     expect(page.locator("#thumb-down")).to_have_attribute("aria-pressed", "true")
     page.get_by_label("Comment (optional)").fill("Too long for a handover.")
     page.get_by_role("button", name="Send feedback").click()

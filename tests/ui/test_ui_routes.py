@@ -38,6 +38,8 @@ def test_dev_login_is_off_unless_dev_auth(tmp_path: Path) -> None:
         assert r.status_code == 404
         assert r.headers["content-type"].startswith("application/problem+json")
         assert "paste a bearer token" in r.json()["fix"]
+        home = c.get("/", follow_redirects=False)
+        assert home.status_code == 307 and home.headers["location"] == "/ui"
 
 
 def test_dev_login_mints_a_clinician_token_that_the_api_accepts(service: Service) -> None:

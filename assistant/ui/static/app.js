@@ -234,7 +234,10 @@ function viewSignin() {
     h("label", { for: "token" }, "Bearer token"),
     tokenBox,
     h("p", { id: "token-help", class: "hint", text: "A JWT from your organisation's sign-in. It stays in this browser tab only." }),
-    h("button", { type: "submit" }, "Sign in with token"));
+    h("button", { type: "submit" }, "Sign in with token"),
+    state.config && !state.config.dev_auth ? h("p", { class: "hint", id: "no-dev-login",
+      text: "No token? Ask your administrator. On a development machine with synthetic patients only, " +
+        "start the service with CHARTDRAFT_DEV_AUTH=true to get a development sign-in button here." }) : null);
   const dev = state.config && state.config.dev_auth ? h("section", { class: "card dev" },
     h("h2", { text: "Development sign-in" }),
     h("p", { class: "hint", text: "This server accepts development tokens. Use only with synthetic patients." }),
@@ -597,8 +600,9 @@ function renderActions(d) {
 }
 function feedbackForm(d) {
   let rating = null;
-  const up = h("button", { type: "button", class: "thumb", "aria-pressed": "false", id: "thumb-up", "aria-label": "Helpful (thumbs up)" }, "👍");
-  const down = h("button", { type: "button", class: "thumb", "aria-pressed": "false", id: "thumb-down", "aria-label": "Not helpful (thumbs down)" }, "👎");
+  // Visible words, not emoji: the accessible name matches what is seen, and no emoji font is needed.
+  const up = h("button", { type: "button", class: "thumb", "aria-pressed": "false", id: "thumb-up" }, "▲ Thumbs up");
+  const down = h("button", { type: "button", class: "thumb", "aria-pressed": "false", id: "thumb-down" }, "▼ Thumbs down");
   const pick = (r) => { rating = r; up.setAttribute("aria-pressed", String(r === "up")); down.setAttribute("aria-pressed", String(r === "down")); };
   up.addEventListener("click", () => pick("up"));
   down.addEventListener("click", () => pick("down"));
