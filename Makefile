@@ -32,8 +32,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	  $(FHIR_VENV)/bin/pip install -q fhirsnake==1.1.0)
 	@touch $@
 
+# The demo listens on loopback only, so its development sign-in (a clinician token) is on.
 run: install
-	$(VENV)/bin/chartdraft demo
+	CHARTDRAFT_DEV_AUTH=$${CHARTDRAFT_DEV_AUTH:-true} $(VENV)/bin/chartdraft demo
 
 test: install lint
 	$(VENV)/bin/pytest -q
