@@ -12,7 +12,7 @@ without importing upward.
     ├── AuthError         (401)     missing or invalid credentials
     │   └── Forbidden     (403)     valid credentials, wrong role
     ├── ModelUnavailable  (503)     the LLM backend is down, slow, or its circuit is open
-    ├── CheckFailed       (422)     a guardrail refused (e.g. PHI detection could not run: fail closed)
+    ├── CheckFailed       (422)     a guardrail refused (PHI detection could not run: fail closed)
     └── StoreError        (503)     the index, database or FHIR server could not be reached
 """
 

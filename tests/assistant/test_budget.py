@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from retrieval.evidence import Evidence
-
 from assistant.budget import fit_to_budget
+from retrieval.evidence import Evidence
 
 
 def _ev(i: int, words: int) -> Evidence:
