@@ -20,6 +20,8 @@ _NON_CLINICAL = re.compile(
     r"none (?:documented|recorded|on file)|see below|n/?a)\b",
     re.I,
 )
+# "Criterion 3 (neurologic-deficit): Not documented in the chart." -- the label is no claim.
+_LABEL = re.compile(r"^\s*(?:criterion|item)\s+#?\d+\s*(?:\([^)]*\))?\s*:\s*", re.I)
 _CUE = re.compile(
     r"\d|\b(?:mg|mcg|tablet|capsule|inhaler|dose|allerg\w*|diagnos\w*|prescrib\w*|medication\w*|"
     r"medicine\w*|history|condition|disease|disorder|infection|surgery|procedure|underwent|"
@@ -37,6 +39,7 @@ def is_clinical(text: str) -> bool:
 
     "Not documented in the chart." and "Call your doctor if you have questions." do not.
     """
+    text = _LABEL.sub("", text, count=1)
     if _NON_CLINICAL.search(text) and not re.search(r"\d", text):
         return False
     return bool(_CUE.search(text))

@@ -20,6 +20,7 @@ from chartdraft_guardrails.facts import (
     EvidenceFacts,
     StatementFacts,
     drug_names,
+    is_no_allergy_record,
     is_term,
     stem_match,
     words,
@@ -36,6 +37,10 @@ _NEG_SCOPE = re.compile(
     r"no history of)\b((?:\W+[\w\-]+){1,5})"
 )
 _REFUTED = {"refuted", "entered-in-error"}
+# "No known drug allergies" denies medication allergies only; a peanut allergy does not refute it.
+_DRUG_ONLY_NKA = re.compile(
+    r"\b(?:no known (?:drug|medication)|nkda|no (?:drug|medication)) allerg|\bnkda\b"
+)
 # A dated or past-tense statement about a dose describes an old order, not the current one.
 _HISTORY = re.compile(
     r"\b(?:previously|formerly|was (?:prescribed|started|given|on|taking)|"
@@ -53,8 +58,16 @@ def allergies(chart: list[EvidenceFacts]) -> list[EvidenceFacts]:
             continue
         if str(d.get("clinical_status") or "active").lower() in {"inactive", "resolved"}:
             continue
+        if is_no_allergy_record(c.evidence):  # the record that *supports* "no known allergies"
+            continue
         out.append(c)
     return out
+
+
+def _is_medication_allergy(a: EvidenceFacts) -> bool:
+    cats = a.evidence.data.get("category")
+    cats = [str(c).lower() for c in cats] if isinstance(cats, list) else [str(cats or "").lower()]
+    return not any(cats) or "medication" in cats
 
 
 def allergy_classes(a: EvidenceFacts) -> tuple[set[str], set[str]]:
@@ -90,6 +103,22 @@ def _mass_by_drug(facts: StatementFacts) -> dict[str, list[tuple[str, str]]]:
         name = before[-1] if before else spots[0][1]
         out.setdefault(name, []).append((q.text, q.unit or ""))
     return out
+
+
+def _names_stopped_order(stated: list[tuple[str, str]], orders: list[EvidenceFacts]) -> bool:
+    """The statement's dose for a drug is that of one of its stopped orders.
+
+    "metformin 1000 mg ..., active; metformin 500 mg ..., stopped" reports a dose change: the
+    500 mg order was stopped, which is true even though a 1000 mg order is active.
+    """
+    stopped = [c for c in orders if c.status in STATUS_INACTIVE]
+    return any(
+        same_quantity(t, su, v, u)
+        for t, su in stated
+        for c in stopped
+        for v, u in c.quantities
+        if u and (unit_key(u) or ("", 0.0))[0] == "mass"
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -150,13 +179,16 @@ def check_contradiction(
 
     idx = _index_of(chart)
     allergy = idx.allergy
-    if facts.no_known_allergies and allergy:
+    denied = allergy
+    if facts.no_known_allergies and _DRUG_ONLY_NKA.search(facts.canon):
+        denied = [a for a in allergy if _is_medication_allergy(a)]
+    if facts.no_known_allergies and denied:
         names = ", ".join(
-            sorted({str(a.evidence.data.get("substance") or a.evidence.title) for a in allergy})[:4]
+            sorted({str(a.evidence.data.get("substance") or a.evidence.title) for a in denied})[:4]
         )
         flag(
             f"says no known allergies, but the chart records allergies ({names})",
-            [a.evidence.id for a in allergy],
+            [a.evidence.id for a in denied],
         )
 
     negated = _negated(facts.canon)
@@ -214,8 +246,11 @@ def check_contradiction(
     drug_related = {n: [c for c in idx.meds if n in c.drugs] for n in facts.drugs}
     cond_related = [c for c in idx.conditions if _matches_concept(facts.terms, c, vocab)]
     if facts.status_claim == "inactive":
+        by_drug = _mass_by_drug(facts)
         for n, rel in drug_related.items():
             act = [c for c in rel if c.status in STATUS_ACTIVE]
+            if act and _names_stopped_order(by_drug.get(n, []), rel):
+                continue
             if act:
                 flag(
                     f"says {n} was stopped, but {act[0].evidence.id} is {act[0].status}",

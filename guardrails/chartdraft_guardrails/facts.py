@@ -112,6 +112,7 @@ class StatementFacts:
     frequencies: set[float] = field(default_factory=set)
     routes: set[str] = field(default_factory=set)
     as_needed: bool = False
+    codes: list[CodeMention] = field(default_factory=list)
     status_claim: str | None = None  # "active" | "inactive"
     negated: bool = False
     no_known_allergies: bool = False
@@ -130,6 +131,7 @@ class EvidenceFacts:
     routes: set[str]
     as_needed: bool | None
     status: str | None
+    codes: set[tuple[str | None, str]] = field(default_factory=set)
 
 
 def words(canon: str) -> list[str]:
@@ -224,6 +226,89 @@ _TYPE_WORDS = {
 }
 _REF_CUE = re.compile(r"\b(?:range|normal|reference|limit|upper|lower)\b")
 
+# Code mentions ("ICD-10 I10", "CPT 72148", "RxNorm 1991302", "code 12345") are identifiers, not
+# numeric values: they are checked against the evidence's codes, never as quantities.
+_CODE_FIRST = r"[a-z]{0,2}\d[a-z0-9.\-]*"
+_CODE_MORE = r"(?:[a-z]\d[a-z0-9.\-]*|\d{3,}[a-z0-9.\-]*)"
+_CODE_MENTION = re.compile(
+    r"\b(icd-?10(?:-cm)?|icd-?9(?:-cm)?|cpt(?:-4)?|hcpcs|rxnorm|rx ?cui|snomed(?:[ -]ct)?|loinc|"
+    r"cvx|ndc|code)\b(?:\s*(?:code|#|:))*\s*"
+    r"(" + _CODE_FIRST + r"(?:\s*(?:,|/|\bor\b|\band\b)\s*" + _CODE_MORE + r")*)?"
+)
+_CODE_SPLIT = re.compile(r"\s*(?:,|/|\bor\b|\band\b)\s*")
+# "Criterion 2 (...)" / "item 3" number a list; the number is a label, not a clinical value.
+_LABEL_NUMBER = re.compile(r"\b(?:criterion|criteria|item)\s+#?(\d+)\b")
+
+
+def code_system(name: str | None) -> str | None:
+    """One label per code system, from a URL or the way a sentence names it (None: any system)."""
+    n = (name or "").lower().replace(" ", "")
+    for key, label in (
+        ("icd-10", "icd-10"),
+        ("icd10", "icd-10"),
+        ("icd-9", "icd-9"),
+        ("icd9", "icd-9"),
+        ("snomed", "snomed"),
+        ("rxnorm", "rxnorm"),
+        ("rxcui", "rxnorm"),
+        ("loinc", "loinc"),
+        ("cpt", "cpt"),
+        ("hcpcs", "hcpcs"),
+        ("cvx", "cvx"),
+        ("ndc", "ndc"),
+    ):
+        if key in n:
+            return label
+    return None
+
+
+@dataclass(frozen=True)
+class CodeMention:
+    system: str | None  # None: "code 12345" names no system
+    code: str
+    span: tuple[int, int]
+
+    def shown(self) -> str:
+        return f"{self.system.upper() if self.system else 'code'} {self.code}"
+
+
+def code_mentions(canon: str) -> tuple[list[CodeMention], list[tuple[int, int]]]:
+    """Codes named in (lower-cased) text, and the spans to keep out of quantity extraction."""
+    found: list[CodeMention] = []
+    spans: list[tuple[int, int]] = []
+    for m in _CODE_MENTION.finditer(canon):
+        system = code_system(m.group(1))
+        if m.group(1) == "code" and not m.group(2):
+            continue
+        spans.append(m.span())
+        if m.group(2):
+            for c in _CODE_SPLIT.split(m.group(2)):
+                c = c.rstrip(".-")
+                if c:
+                    found.append(CodeMention(system, c, m.span()))
+    spans += [m.span(1) for m in _LABEL_NUMBER.finditer(canon)]
+    return found, spans
+
+
+def _blank(text: str, spans: list[tuple[int, int]]) -> str:
+    out = list(text)
+    for a, b in spans:
+        for i in range(a, b):
+            out[i] = " "
+    return "".join(out)
+
+
+def evidence_codes(e: Evidence) -> set[tuple[str | None, str]]:
+    """(system label, code) for every code of ``e``: ``codes``, code-valued data keys, text."""
+    out: set[tuple[str | None, str]] = {
+        (code_system(c.system), c.code.lower()) for c in e.codes if c.code
+    }
+    for key in ("icd10", "snomed", "cpt", "rxnorm", "loinc", "cvx", "hcpcs", "ndc"):
+        out |= {(code_system(key), v.lower()) for v in _strings(e.data.get(key))}
+    found, _ = code_mentions(lexicon.canonical(f"{e.title} . {e.text}"))
+    out |= {(c.system, c.code) for c in found}
+    return out
+
 
 def quantities(text: str, skip: list[tuple[int, int]]) -> list[Quantity]:
     """Numbers with optional units; "every 12 hours" is a frequency, not a quantity."""
@@ -243,12 +328,36 @@ def quantities(text: str, skip: list[tuple[int, int]]) -> list[Quantity]:
     return sorted(out, key=lambda q: q.span)
 
 
+# "Do not soak in a bath until it is fully healed": a condition to wait for, not a status claim.
+_CONDITIONAL = re.compile(r"\b(?:until|unless|if|in case|whether|as soon as)\b[^.;,:]*$")
+
+
+def _claims(rx: re.Pattern[str], canon: str) -> bool:
+    return any(not _CONDITIONAL.search(canon[: m.start()]) for m in rx.finditer(canon))
+
+
 def _status_claim(canon: str) -> str | None:
-    if _INACTIVE_CLAIM.search(canon):
+    if _claims(_INACTIVE_CLAIM, canon):
         return "inactive"
-    if _ACTIVE_CLAIM.search(canon):
+    if _claims(_ACTIVE_CLAIM, canon):
         return "active"
     return None
+
+
+# SNOMED CT findings that record the absence of allergies: No known allergy, No known drug
+# allergy, No known environmental allergy, No known food allergy, No known latex allergy.
+NO_ALLERGY_CODES = frozenset({"716186003", "409137002", "428607008", "429625007", "1003774007"})
+
+
+def is_no_allergy_record(e: Evidence) -> bool:
+    """An AllergyIntolerance that records *no known allergy* (it supports "no known allergies")."""
+    if e.resource_type != "AllergyIntolerance":
+        return False
+    sub = str(e.data.get("substance") or e.title).lower()
+    sub = re.sub(r"^allergy:\s*", "", sub)
+    return any(c.code in NO_ALLERGY_CODES for c in e.codes) or sub.startswith(
+        ("no known", "nkda", "nka")
+    )
 
 
 def mask_identifiers(text: str) -> str:
@@ -266,9 +375,11 @@ def mask_identifiers(text: str) -> str:
 
 def statement_facts(text: str, vocab: frozenset[str]) -> StatementFacts:
     canon = lexicon.canonical(mask_identifiers(text))
-    dates = find_dates(canon)
-    qty = quantities(canon, [d.span for d in dates])
-    f = StatementFacts(text=text, canon=canon, dates=dates, quantities=qty)
+    codes, code_spans = code_mentions(canon)
+    plain = _blank(canon, code_spans)
+    dates = find_dates(plain)
+    qty = quantities(plain, [d.span for d in dates])
+    f = StatementFacts(text=text, canon=canon, dates=dates, quantities=qty, codes=codes)
     for m in _drug_regex(vocab).finditer(canon):
         f.drugs.setdefault(m.group(1), []).append(m.start())
     f.terms = {w for w in words(canon) if is_term(w, vocab)}
@@ -352,8 +463,10 @@ def evidence_facts(e: Evidence) -> EvidenceFacts:
     for comp in d.get("components") or []:
         if isinstance(comp, dict):
             add(comp.get("value"), comp.get("unit"))
-    tspan = find_dates(canon)
-    for q in quantities(canon, [x.span for x in tspan]):
+    _, code_spans = code_mentions(canon)
+    plain = _blank(canon, code_spans)
+    tspan = find_dates(plain)
+    for q in quantities(plain, [x.span for x in tspan]):
         add(q.text, q.unit)
     dates = list(tspan)
     for k in (*_DATE_KEYS,):
@@ -399,6 +512,7 @@ def evidence_facts(e: Evidence) -> EvidenceFacts:
         routes=rts,
         as_needed=prn,
         status=str(status).lower() if status else None,
+        codes=evidence_codes(e),
     )
 
 
@@ -410,6 +524,8 @@ def chart_vocab(chart: list[Evidence]) -> frozenset[str]:
     out: set[str] = set()
     for e in chart:
         if e.resource_type in ("Patient", "Practitioner", "Organization", "Coverage"):
+            continue
+        if is_no_allergy_record(e):  # "No known allergy" names no substance or clinical term
             continue
         parts = [e.title] + [c.display or "" for c in e.codes]
         if e.resource_type != "DocumentReference":

@@ -90,6 +90,22 @@ def check_support(facts: StatementFacts, cited: list[EvidenceFacts]) -> list[Che
                 + (f" (it has {', '.join(have)})" if have else "")
             )
 
+    known_codes: set[tuple[str | None, str]] = set().union(*(c.codes for c in cited))
+    for cm in facts.codes:
+        if not any(
+            code == cm.code and (cm.system is None or system in (None, cm.system))
+            for system, code in known_codes
+        ):
+            have = sorted(
+                f"{(s or 'code').upper()} {c}"
+                for s, c in known_codes
+                if cm.system is None or s in (None, cm.system)
+            )[:3]
+            problems.append(
+                f"code {cm.shown()!r} is not among the codes of {where}"
+                + (f" (it has {', '.join(have)})" if have else "")
+            )
+
     tokens = set().union(*(c.tokens for c in cited))
     drugs = set().union(*(c.drugs for c in cited))
     negated = _negated_words(facts.canon)
