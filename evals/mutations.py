@@ -100,7 +100,8 @@ def _malform(b: Json) -> None:
     obs = [r for r in _resources(b, "Observation") if "valueQuantity" in r]
     if obs:
         obs[0]["valueQuantity"]["value"] = "high"
-    meds = _resources(b, "MedicationRequest")
+    # Not the pending order: the prior-auth letter still has something to be about.
+    meds = [r for r in _resources(b, "MedicationRequest") if r.get("status") != "draft"]
     if meds:
         meds[-1].pop("medicationCodeableConcept", None)
     conds = _resources(b, "Condition")
