@@ -194,6 +194,14 @@ def _free(rt: Runtime, draft: Draft, backend: Any, gathered: Gathered, shown: li
         parsed = parse_draft("".join(pieces), shown_ids=shown_ids, section_titles=titles)
     if parsed.problems:
         draft.checks["parse_problems"] = parsed.problems
+    if not any(stmts for _, stmts in parsed.sections):
+        # Nothing usable came back (a small model looping, a cut-off answer): the clinician gets
+        # the extractive draft, labelled with why, rather than an empty one.
+        raise ModelUnavailable(
+            "the model's answer held no usable statement ("
+            + ("; ".join(parsed.problems[:2]) or "empty answer") + ")",
+            where="free-mode generation",
+        )
     sections: list[Section] = []
     for title, stmts in parsed.sections:
         sec = Section(title=title)
