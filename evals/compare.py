@@ -41,9 +41,10 @@ def beyond(base: dict[str, Any], cand_value: float | None, better: str) -> tuple
     lo, hi = base.get("lo"), base.get("hi")
     if lo is None or hi is None:
         lo = hi = base["value"]
+    eps = 1e-9  # Wilson bounds at 0 and 1 carry float noise
     if better == "lower":
-        return cand_value > hi, cand_value < lo
-    return cand_value < lo, cand_value > hi
+        return cand_value > hi + eps, cand_value < lo - eps
+    return cand_value < lo - eps, cand_value > hi + eps
 
 
 def compare(base: dict[str, Any], cand: dict[str, Any]) -> tuple[list[Row], list[str]]:
