@@ -29,7 +29,8 @@ _CUE = re.compile(
     r"a1c|creatinine|resolved|active|stopped|discontinued|takes|taking|started|admitted|"
     r"discharged|hospitali\w*|encounter|visit|reaction|rash|hives|anaphylaxis|pain|fracture|"
     r"cancer|diabetes|hypertension|asthma|pneumonia|sinusitis|bronchitis|pharyngitis|anemia|"
-    r"obesity|weight|height|bmi|temperature|oxygen)\b",
+    r"obesity|weight|height|bmi|temperature|oxygen|exam\w*|weakness|numbness|tingling|deficit|"
+    r"x-ray|mri|imaging|radiograph\w*|therapy)\b",
     re.I,
 )
 
@@ -39,9 +40,12 @@ def is_clinical(text: str) -> bool:
 
     "Not documented in the chart." and "Call your doctor if you have questions." do not.
     """
-    text = _LABEL.sub("", text, count=1)
-    if _NON_CLINICAL.search(text) and not re.search(r"\d", text):
+    body = _LABEL.sub("", text, count=1)
+    if body != text and re.match(r"\s*documented\b", body, re.I):
+        return True  # "Criterion 2 (...): documented. ..." asserts that the chart meets it
+    if _NON_CLINICAL.search(body) and not re.search(r"\d", body):
         return False
+    text = body
     return bool(_CUE.search(text))
 
 

@@ -306,6 +306,7 @@ SYNONYMS: list[tuple[str, str]] = [
     (r"diabetes mellitus type 2", "type 2 diabetes"),
     (r"\bdm2\b", "type 2 diabetes"),
     (r"heart attack", "myocardial infarction"),
+    (r"\b(?:plain )?(?:radiographs?|radiography|xrays?|x-rays)\b", "x-ray"),
     (r"\bmi\b(?! ?=)", "myocardial infarction"),
     (r"\bcopd\b", "chronic obstructive pulmonary disease"),
     (r"\bchf\b", "heart failure"),

@@ -25,6 +25,8 @@ EXPECTED_CHECK: dict[str, str] = {
     "wrong_procedure": "support",
     "wrong_frequency": "support",
     "unbacked_status": "support",
+    "wrong_code": "support",  # an ICD-10 / CPT / RxNorm / SNOMED / LOINC code not on the evidence
+    "unbacked_criterion": "support",  # a payer criterion "documented" by evidence lacking its fact
     "uncited": "citation",
     "invalid_citation": "citation",
     "contradiction_allergy": "contradiction",
