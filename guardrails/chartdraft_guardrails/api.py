@@ -13,7 +13,7 @@ from chartdraft_guardrails.injection import InjectionFinding, check_injection, s
 from chartdraft_guardrails.omission import check_omissions, check_sections
 from chartdraft_guardrails.phi import Allowed, allowed_identifiers, check_phi
 from chartdraft_guardrails.policy import load_policy
-from chartdraft_guardrails.readability import check_readability
+from chartdraft_guardrails.readability import check_readability, label_words
 from chartdraft_guardrails.statement import CheckResult, Statement, Verdict, worst
 from chartdraft_guardrails.support import check_support
 from retrieval.errors import BadInput
@@ -195,12 +195,14 @@ def check_draft(
     report.missing_sections = check_sections([t for t, _ in sections], wanted)
     rd = pol.get("readability") or {}
     if doc_type in rd.get("doc_types", []):
+        label = label_words(_label_names(chart))
         report.readability = [
             check_readability(
                 t,
                 [s.text for s in sts],
                 target=float(rd.get("target", 6)),
                 limit=float(rd.get("limit", 8)),
+                label=label,
             )
             for t, sts in sections
             if sts
@@ -208,6 +210,19 @@ def check_draft(
     report.injection = [f for f in ctx.injections if f.evidence_id in shown_ids]
     report.injection += scan_evidence(list(extra.values()))
     return report
+
+
+def _label_names(chart: list[Evidence]) -> list[str]:
+    """Medicine and allergy names as printed on labels and bands (not graded for readability)."""
+    out: list[str] = []
+    for e in chart:
+        if e.resource_type.startswith("Medication") or e.resource_type in (
+            "AllergyIntolerance",
+            "Immunization",
+        ):
+            out.append(e.title)
+            out += [str(e.data[k]) for k in ("drug", "substance", "vaccine") if e.data.get(k)]
+    return out
 
 
 def _need(obj: Any, key: str, kind: type, where: str) -> Any:

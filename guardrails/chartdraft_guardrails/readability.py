@@ -1,8 +1,17 @@
-"""Readability: Flesch-Kincaid grade level, computed offline (pyphen for syllables)."""
+"""Readability: Flesch-Kincaid grade level, computed offline (pyphen for syllables).
+
+Label words are not long words. A drug's name, its units and numbers ("acetaminophen 325 mg",
+"0.09 mg/actuat", "hydrochloride") are printed on the patient's medicine label and must be copied
+exactly; no rewording can shorten them. So every such word counts as a word (it still lengthens the
+sentence) of ONE syllable, and numbers count as no word at all (as before). Everything else --
+the instructions around the names -- is graded as written. The caller passes the label words (the
+chart's medication and allergy names); units are known here.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -11,6 +20,10 @@ import pyphen
 _dic: pyphen.Pyphen | None = None
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
 _SENT = re.compile(r"[.!?]+(?:\s|$)|\n+")
+UNIT_WORDS = frozenset(
+    ["mg", "mcg", "ug", "g", "kg", "ml", "l", "meq", "unt", "unit", "units", "iu", "actuat"]
+    + ["puff", "puffs", "hr", "mmhg", "mmol", "dl"]
+)
 
 
 def _pyphen() -> pyphen.Pyphen:
@@ -45,21 +58,37 @@ class Readability:
     syllables: int
 
 
-def fk_grade(text: str) -> Readability:
+def label_words(names: list[str]) -> frozenset[str]:
+    """The words of medicine / allergy names as the chart writes them, lower-cased."""
+    return frozenset(w.lower() for n in names for w in _WORD.findall(n) if len(w) > 1)
+
+
+def fk_grade(text: str, label: AbstractSet[str] = frozenset()) -> Readability:
+    """Flesch-Kincaid grade; words in ``label`` (and units) count as one syllable each."""
     words = _WORD.findall(text)
     sentences = max(1, len([s for s in _SENT.split(text) if _WORD.search(s)]))
     if not words:
         return Readability(0.0, 0, 0, 0)
-    syl = sum(syllables(w) for w in words)
+    syl = sum(
+        1 if w.lower() in label or w.lower() in UNIT_WORDS else syllables(w) for w in words
+    )
     grade = 0.39 * len(words) / sentences + 11.8 * syl / len(words) - 15.59
     return Readability(round(grade, 1), len(words), sentences, syl)
 
 
 def check_readability(
-    title: str, texts: list[str], *, target: float = 6.0, limit: float = 8.0
+    title: str,
+    texts: list[str],
+    *,
+    target: float = 6.0,
+    limit: float = 8.0,
+    label: AbstractSet[str] = frozenset(),
 ) -> dict[str, object]:
-    """One section's grade; ``ok`` is False above ``limit`` (``on_target`` at or below target)."""
-    r = fk_grade(" ".join(t.strip().rstrip(".") + "." for t in texts if t.strip()))
+    """One section's grade; ``ok`` is False above ``limit`` (``on_target`` at or below target).
+
+    ``label``: medicine and allergy name words, graded as one syllable (see the module doc).
+    """
+    r = fk_grade(" ".join(t.strip().rstrip(".") + "." for t in texts if t.strip()), label)
     return {
         "section": title,
         "grade": r.grade,

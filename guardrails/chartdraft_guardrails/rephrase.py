@@ -58,6 +58,9 @@ def lost_facts(original: str, rewritten: str, vocab: frozenset[str]) -> list[str
     if da != db:
         problems.append(f"dates differ ({', '.join(sorted(da)) or 'none'} -> "
                         f"{', '.join(sorted(db)) or 'none'})")
+    ca, cb = {(c.system, c.code) for c in a.codes}, {(c.system, c.code) for c in b.codes}
+    if ca != cb:
+        problems.append("drops, changes or adds a code")
     if a.frequencies != b.frequencies:
         problems.append("changes how often")
     if a.routes - b.routes:

@@ -81,3 +81,21 @@ def test_readability_offline_and_graded(monkeypatch: pytest.MonkeyPatch) -> None
     )
     assert simple.grade < 6 < hard.grade
     assert syllables("medication") >= 4 and syllables("day") == 1
+
+
+def test_readability_grades_label_words_as_one_syllable() -> None:
+    """Drug names and units are printed on the label and cannot be reworded; the rest is graded."""
+    from chartdraft_guardrails.readability import check_readability, label_words
+
+    label = label_words(["Acetaminophen 325 MG Oral Tablet", "oxycodone hydrochloride 5 MG"])
+    med = "New medicine: oxycodone hydrochloride 5 mg. Take 1 tablet by mouth as needed for pain."
+    assert fk_grade(med, label).grade < fk_grade(med).grade
+    assert check_readability("Your medicines", [med], label=label)["ok"]
+    # A label word makes nothing else easy: long instructions around it are still graded.
+    hard = (
+        "Administer acetaminophen consistently, monitoring for orthostatic hypotension, "
+        "electrolyte abnormalities, and deteriorating renal function."
+    )
+    assert not check_readability("Your medicines", [hard], label=label)["ok"]
+    # Words count the same (sentence length is unchanged); only their syllables differ.
+    assert fk_grade(med, label).words == fk_grade(med).words
