@@ -40,6 +40,7 @@ class ChartContext:
     vocab: frozenset[str]
     injections: list[InjectionFinding]
     allowed: Allowed
+    label: frozenset[str] = frozenset()  # medicine / allergy name words (readability)
     size: int = 0
 
 
@@ -62,6 +63,7 @@ def chart_context(chart: list[Evidence], patient: Evidence | None = None) -> Cha
         vocab=chart_vocab(chart),
         injections=scan_evidence(chart),
         allowed=allowed_identifiers(pat, chart),
+        label=label_words(_label_names(chart)),
         size=len(chart),
     )
     _contexts[key] = ctx
@@ -195,14 +197,13 @@ def check_draft(
     report.missing_sections = check_sections([t for t, _ in sections], wanted)
     rd = pol.get("readability") or {}
     if doc_type in rd.get("doc_types", []):
-        label = label_words(_label_names(chart))
         report.readability = [
             check_readability(
                 t,
                 [s.text for s in sts],
                 target=float(rd.get("target", 6)),
                 limit=float(rd.get("limit", 8)),
-                label=label,
+                label=ctx.label,
             )
             for t, sts in sections
             if sts
