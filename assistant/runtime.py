@@ -99,7 +99,7 @@ def _build_backend(s: Settings, name: str) -> LLMBackend:
     if name == "openai":
         from assistant.llm.openai_compat import OpenAICompatBackend
 
-        return OpenAICompatBackend(
+        backend = OpenAICompatBackend(
             base_urls=s.openai_base_urls,
             model=s.openai_model,
             api_key=s.openai_api_key.get_secret_value() if s.openai_api_key else None,
@@ -111,6 +111,12 @@ def _build_backend(s: Settings, name: str) -> LLMBackend:
             circuit_reset_s=s.circuit_reset_s,
             context_tokens=s.context_tokens,
         )
+        if s.openai_external:
+            # The endpoint is outside the trust boundary: no identifier leaves in the clear.
+            from assistant.llm.deid import DeidentifyingBackend
+
+            return DeidentifyingBackend(backend)
+        return backend
     raise BadInput(
         f"unknown backend {name!r}",
         fix="use one of: embedded, openai, extractive (CHARTDRAFT_BACKEND or --backend)",
