@@ -34,7 +34,14 @@ def policy_for_evidence(order: Evidence) -> Policy | None:
     return None
 
 
-def policy_for_order(store: ChartStore, patient_id: str, order_id: str | None) -> Policy:
+def policy_for_order(
+    store: ChartStore, patient_id: str, order_id: str | None
+) -> tuple[Evidence, Policy]:
+    """The order a prior-auth letter is about and the payer policy that covers it.
+
+    The pipeline resolves the order once here and hands its id on, so the policy and the order the
+    letter cites can never disagree.
+    """
     order = find_order(store.evidence_for(patient_id), order_id)
     if order is None:
         raise BadInput(
@@ -46,4 +53,4 @@ def policy_for_order(store: ChartStore, patient_id: str, order_id: str | None) -
     if policy is None:
         raise BadInput(f"no payer policy in the knowledge base covers {order.id} ({order.title})",
                        where="order_id", fix="add the payer's policy to the knowledge base")
-    return policy
+    return order, policy

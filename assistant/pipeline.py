@@ -85,7 +85,8 @@ def run_draft(rt: Runtime, req: DraftRequest, *, on_event: OnEvent | None = None
     with timer.stage("plan"):
         policy = None
         if req.doc_type == "prior-auth":
-            policy = policy_for_order(rt.store, req.patient_id, req.order_id)
+            order, policy = policy_for_order(rt.store, req.patient_id, req.order_id)
+            draft.order_id = req.order_id = order.id
         plan = plan_for(req.doc_type, encounter_id=req.encounter_id, order_id=req.order_id,
                         policy=policy)
     with timer.stage("gather"):
@@ -311,8 +312,3 @@ def _reasker(rt: Runtime, draft: Draft, backend: Any,
         return answers
 
     return reask
-
-
-def as_statements(sections: list[Section]) -> list[tuple[str, list[Statement]]]:
-    return [(s.title, [Statement(text=x.text, citations=x.citations) for x in s.statements])
-            for s in sections]
