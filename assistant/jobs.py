@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +62,21 @@ class Channel:
 
 def statement_event(section: str, st: Any) -> Event:
     return {"type": "statement", "section": section, "statement": st.model_dump(mode="json")}
+
+
+def failure_reason(exc: BaseException, draft_id: str) -> str:
+    """Log a failed draft and say why it failed, without chart text.
+
+    Only the exception type, the draft id and an incident id reach the log: exception text and
+    tracebacks can quote the chart (PHI never goes to logs). The returned reason is shown to the
+    draft's readers: our errors' detail/fix (written to be safe), else the type and incident id.
+    """
+    incident = uuid.uuid4().hex[:12]
+    log.warning("draft %s failed: %s (incident %s)", draft_id, type(exc).__name__, incident)
+    if isinstance(exc, ChartdraftError):
+        return f"{exc.detail}; fix: {exc.fix}" if exc.fix else exc.detail
+    return (f"an unexpected error ({type(exc).__name__}) stopped generation (incident "
+            f"{incident}); retry, and report the incident id if it persists")
 
 
 def draft_output_hash(draft: Draft) -> str:
@@ -158,11 +174,7 @@ class Jobs:
                      result.timings.get("total", 0.0))
             ch.publish({"type": "done", "draft_id": result.id, "status": result.status})
         except Exception as exc:  # the draft must end in a state, whatever happened
-            reason = exc.detail if isinstance(exc, ChartdraftError) else type(exc).__name__
-            if not isinstance(exc, ChartdraftError):
-                log.exception("draft %s failed", draft.id)
-            else:
-                log.warning("draft %s failed: %s", draft.id, type(exc).__name__)
+            reason = failure_reason(exc, draft.id)
             draft.status = "failed"
             try:
                 self.store.save_draft(draft, error=reason)

@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         default_factory=dict, description="API key -> role, for services such as the EHR."
     )
     cds_issuers: list[str] = Field(default_factory=list, description="Trusted CDS client issuers.")
+    cds_fhir_servers: list[str] = Field(
+        default_factory=list,
+        description="FHIR base URLs a CDS Hooks request may name as fhirServer (the service "
+                    "reads the chart there with the caller's token); empty: any, only if dev_auth.",
+    )
     fhir_server_url: str | None = Field(default=None, description="Where signed drafts go.")
     fhir_server_token: SecretStr | None = None
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from typing import Any, Literal
+from urllib.parse import quote, urlsplit
 
 import httpx
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assistant.api.deps import Services, Svc
 from assistant.api.drafts import DraftCreate, submit
@@ -24,7 +26,7 @@ from assistant.api.problems import PROBLEM_SCHEMA, ProblemError
 from assistant.auth import Principal
 from assistant.draft import Draft
 from assistant.orders import policy_for_evidence
-from retrieval.errors import AuthError, ChartdraftError, NotFound
+from retrieval.errors import AuthError, BadInput, ChartdraftError, NotFound
 from retrieval.evidence import Code, Evidence
 from retrieval.fhir_load import LoadResult, load_json
 from retrieval.fhir_server import load_server
@@ -121,6 +123,43 @@ def _caller(svc: Services, request: Request, service_id: str) -> Principal:
                      method="cds")
 
 
+# A FHIR id (R4 allows [A-Za-z0-9-.]{1,64}); 128 matches the draft API's bound. Ids go into
+# FHIR server paths, so nothing that could change the path ('/', '?', '#', '%') gets through.
+FHIR_ID = re.compile(r"(?!\.+$)[A-Za-z0-9\-.]{1,128}")  # not "." or ".."
+
+
+def _context_id(context: dict[str, Any], key: str, *, required: bool = False) -> str | None:
+    value = context.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not FHIR_ID.fullmatch(value):
+        got = type(value).__name__ if not isinstance(value, str) else f"{len(value)} characters"
+        raise BadInput(f"context.{key} must be a FHIR id (1-128 of A-Z a-z 0-9 - .), got {got}"
+                       if value is not None else f"context.{key} is required",
+                       where=f"context.{key}", fix=f"send the {key} as a plain FHIR id string")
+    return value
+
+
+def _normal_base(url: str) -> str:
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+
+
+def _check_fhir_server(svc: Services, url: str) -> None:
+    """The service reads the chart at fhirServer with the caller's token: only at a configured
+    server (settings.cds_fhir_servers), or at any when none is configured and dev_auth is on."""
+    allowed = [_normal_base(u) for u in svc.settings.cds_fhir_servers]
+    parts = urlsplit(url.strip())
+    ok_shape = parts.scheme in ("http", "https") and bool(parts.netloc) \
+        and not parts.query and not parts.fragment
+    if ok_shape and (_normal_base(url) in allowed or (not allowed and svc.settings.dev_auth)):
+        return
+    raise ProblemError(400, "Bad input", f"fhirServer {url[:200]!r} is not an allowed FHIR server",
+                       where="fhirServer",
+                       fix="send the prefetch instead, or have the operator add this base URL "
+                           "to CHARTDRAFT_CDS_FHIR_SERVERS")
+
+
 def _prefetch_resources(prefetch: dict[str, Any] | None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for value in (prefetch or {}).values():
@@ -159,13 +198,14 @@ def _chart_source(svc: Services, body: HookRequest, patient_id: str,
     if any(r.get("resourceType") == "Patient" and r.get("id") == patient_id for r in resources):
         return "prefetch", resources
     if body.fhirServer:
+        _check_fhir_server(svc, body.fhirServer)
         token = body.fhirAuthorization.access_token if body.fhirAuthorization else None
         headers = {"Accept": "application/fhir+json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
-            r = httpx.get(f"{body.fhirServer.rstrip('/')}/Patient/{patient_id}", headers=headers,
-                          timeout=0.3)
+            r = httpx.get(f"{body.fhirServer.rstrip('/')}/Patient/{quote(patient_id, safe='')}",
+                          headers=headers, timeout=0.3, follow_redirects=False)
             if r.status_code == 200:
                 return "server", (body.fhirServer, token, extra)
         except httpx.HTTPError:
@@ -226,8 +266,16 @@ def _current_summary(svc: Services, patient_id: str) -> Draft | None:
 def _start(svc: Services, p: Principal, body: HookRequest, service_id: str,
            spec: dict[str, Any], source: str, payload: Any, patient_id: str,
            encounter_id: str | None, order_id: str | None) -> Draft:
-    return submit(svc, p, DraftCreate(patient_id=patient_id, doc_type=spec["doc_type"],
-                                      encounter_id=encounter_id, order_id=order_id),
+    try:
+        body_in = DraftCreate(patient_id=patient_id, doc_type=spec["doc_type"],
+                              encounter_id=encounter_id, order_id=order_id)
+    except ValidationError as exc:  # a 400 naming the field, never a 500
+        first = exc.errors()[0]
+        field = {"patient_id": "context.patientId", "encounter_id": "context.encounterId",
+                 "order_id": "context.draftOrders"}.get(str(first["loc"][0]), str(first["loc"][0]))
+        raise BadInput(f"{field}: {first['msg']}", where=field,
+                       fix="send context ids as FHIR id strings") from None
+    return submit(svc, p, body_in,
                   purpose=f"cds {service_id} ({body.hookInstance})",
                   prepare=_prepare(svc, source, payload, patient_id), check_exists=False,
                   reuse_inflight=True)
@@ -252,11 +300,9 @@ async def call_service(service_id: str, body: HookRequest, request: Request,
         raise ProblemError(400, "Bad input", f"service {service_id} answers hook "
                            f"{spec['hook']!r}, not {body.hook!r}", where="hook")
     p = _caller(svc, request, service_id)
-    patient_id = body.context.get("patientId")
-    if not isinstance(patient_id, str) or not patient_id:
-        raise ProblemError(400, "Bad input", "context.patientId is required",
-                           where="context.patientId")
-    encounter_id = body.context.get("encounterId")
+    patient_id = _context_id(body.context, "patientId", required=True)
+    assert patient_id is not None
+    encounter_id = _context_id(body.context, "encounterId")
     order_id = None
     extra: list[dict[str, Any]] = []
     policy_title = None

@@ -17,10 +17,12 @@ from assistant.api.problems import PROBLEM_SCHEMA, ProblemError
 from assistant.auth import Principal, check_patient, require
 from assistant.draft import Draft, DraftStatement
 from assistant.jobs import TERMINAL, draft_output_hash, statement_event
+from assistant.orders import ORDER_TYPES, find_order
 from assistant.pipeline import DraftRequest
 from assistant.verify import recheck_draft
 from assistant.writeback import build_bundle, cited_resources
 from retrieval.errors import BadInput, Conflict, NotFound
+from retrieval.plans import find_encounter
 
 router = APIRouter(prefix="/v1/drafts", tags=["drafts"],
                    responses={k: PROBLEM_SCHEMA for k in (400, 401, 403, 404, 409, 422)})
@@ -84,6 +86,9 @@ def draft_view(svc: Svc, draft: Draft) -> dict[str, Any]:
     out["open_flags"] = [s.id for s in draft.open_flags()]
     out["links"] = links(svc, draft.id)
     out["writeback"] = _writeback_state(svc, draft.id)
+    # Why a draft failed (a safe message saved by the worker; never a traceback).
+    out["error"] = svc.store.draft_meta(draft.id).get("error") if draft.status == "failed" \
+        else None
     return out
 
 
@@ -119,6 +124,19 @@ def _editable(draft: Draft) -> None:
                        fix="wait for it to finish (GET /v1/drafts/{id}/events)")
 
 
+def _check_ids(svc: Svc, body: DraftCreate) -> None:
+    """A named encounter or order must be in this patient's chart: say so now (404), rather
+    than queue a draft that can only fail."""
+    if body.encounter_id:
+        encounters = svc.rt.store.evidence_for(body.patient_id, ["Encounter"])
+        if find_encounter(encounters, body.encounter_id) is None:
+            raise NotFound(f"encounter {body.encounter_id!r} is not in the chart of patient "
+                           f"{body.patient_id!r}", where="encounter_id",
+                           fix="pass an Encounter id of this patient, or leave it out")
+    if body.order_id:
+        find_order(svc.rt.store.evidence_for(body.patient_id, ORDER_TYPES), body.order_id)
+
+
 def submit(svc: Svc, p: Principal, body: DraftCreate, *, purpose: str = "draft requested",
            prepare: Any = None, check_exists: bool = True, reuse_inflight: bool = False) -> Draft:
     require(p, "draft.create")
@@ -126,6 +144,8 @@ def submit(svc: Svc, p: Principal, body: DraftCreate, *, purpose: str = "draft r
     if check_exists and svc.rt.store.patient(body.patient_id) is None:
         raise NotFound(f"no patient {body.patient_id!r}", where="patient_id",
                        fix="ingest the chart first (POST /v1/charts) or use GET /v1/patients")
+    if check_exists:
+        _check_ids(svc, body)
     req = DraftRequest(patient_id=body.patient_id, doc_type=body.doc_type,
                        encounter_id=body.encounter_id, order_id=body.order_id,
                        backend=body.backend)

@@ -46,7 +46,7 @@ def _new_draft(svc: Service, c: httpx.Client, patient: str, doc_type: str = "sum
     events = _sse(c, body["id"])
     assert events[-1][0] == "done" and events[-1][1]["status"] == "draft", events[-1]
     d = c.get(f"/v1/drafts/{body['id']}").json()
-    assert d["status"] == "draft"
+    assert d["status"] == "draft" and d["error"] is None
     return dict(d)
 
 

@@ -93,3 +93,12 @@ def test_outbox_retry_state(store: Store) -> None:
     item = store.outbox_item("d1")
     assert item is not None and item["status"] == "sent" and item["attempts"] == 2
     assert store.due_outbox(later) == []
+
+
+def test_failure_reason_kept_with_the_draft(store: Store) -> None:
+    d = _draft()
+    d.status = "failed"
+    store.save_draft(d, error="order 'x' is not in this patient's chart")
+    meta = store.draft_meta(d.id)
+    assert meta["status"] == "failed" and meta["error"].startswith("order 'x'")
+    assert store.get_draft(d.id).status == "failed"
