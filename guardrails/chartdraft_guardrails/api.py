@@ -8,7 +8,13 @@ from typing import Any
 
 from chartdraft_guardrails.citation import check_citations, is_clinical
 from chartdraft_guardrails.contradiction import check_contradiction
-from chartdraft_guardrails.facts import EvidenceFacts, chart_vocab, evidence_facts, statement_facts
+from chartdraft_guardrails.facts import (
+    EvidenceFacts,
+    chart_vocab,
+    concept_terms,
+    evidence_facts,
+    statement_facts,
+)
 from chartdraft_guardrails.injection import InjectionFinding, check_injection, scan_evidence
 from chartdraft_guardrails.omission import check_omissions, check_sections
 from chartdraft_guardrails.phi import Allowed, allowed_identifiers, check_phi
@@ -41,6 +47,7 @@ class ChartContext:
     injections: list[InjectionFinding]
     allowed: Allowed
     label: frozenset[str] = frozenset()  # medicine / allergy name words (readability)
+    concepts: frozenset[str] = frozenset()  # condition / procedure / allergy words (is_clinical)
     size: int = 0
 
 
@@ -64,6 +71,7 @@ def chart_context(chart: list[Evidence], patient: Evidence | None = None) -> Cha
         injections=scan_evidence(chart),
         allowed=allowed_identifiers(pat, chart),
         label=label_words(_label_names(chart)),
+        concepts=concept_terms(chart),
         size=len(chart),
     )
     _contexts[key] = ctx
@@ -89,8 +97,15 @@ def check_statement(
 ) -> list[CheckResult]:
     """Every check on one statement. An empty list means nothing needed checking."""
     ctx = chart_context(chart)
+    # A drug, allergy or condition named without a dose or citation is still checked.
+    clinical = is_clinical(statement.text, ctx.vocab, ctx.concepts)
     results = check_citations(
-        statement, chart_by_id=ctx.by_id, cited=cited, shown_ids=shown_ids, patient_id=patient_id
+        statement,
+        chart_by_id=ctx.by_id,
+        cited=cited,
+        shown_ids=shown_ids,
+        patient_id=patient_id,
+        clinical=clinical,
     )
     bad = {i for r in results for i in r.evidence_ids}
     by_id = {e.id: e for e in cited}
@@ -101,7 +116,7 @@ def check_statement(
     facts = statement_facts(statement.text, ctx.vocab)
     if usable:
         results += check_support(facts, [_facts_for(e, ctx) for e in usable])
-    if statement.citations or is_clinical(statement.text):
+    if statement.citations or clinical:
         results += check_contradiction(facts, ctx.facts_list, ctx.vocab)
     cited_inj = scan_evidence([e for e in usable if e.id not in ctx.by_id])
     results += check_injection(statement.text, ctx.injections + cited_inj)
@@ -165,18 +180,33 @@ def check_draft(
     shown: list[Evidence] | None = None,
     required_sections: list[str] | None = None,
     phi_ner: bool = False,
+    results: list[list[CheckResult]] | None = None,
 ) -> DraftReport:
     """Per-statement results plus the draft-level findings.
 
     ``shown`` (the evidence in the prompt) lets knowledge passages be checked; chart evidence is
-    looked up in ``chart``.
+    looked up in ``chart``. ``results``: the :func:`check_statement` results the caller already
+    has, one list per statement in draft order (sections flattened); they are reused instead of
+    checking every statement again.
     """
     ctx = chart_context(chart, patient)
     extra = {e.id: e for e in (shown or []) if e.id not in ctx.by_id}
     pol = load_policy()
     report = DraftReport()
+    n = sum(len(sts) for _, sts in sections)
+    if results is not None and len(results) != n:
+        raise BadInput(
+            f"results has {len(results)} entries for {n} statements",
+            where="check_draft(results=...)",
+            fix="pass one list of CheckResult per statement, in draft order, or None",
+        )
+    k = 0
     for i, (title, statements) in enumerate(sections):
         for j, st in enumerate(statements):
+            k += 1
+            if results is not None:
+                report.statements.append(StatementReport(i, j, title, st, list(results[k - 1])))
+                continue
             cited = [
                 ctx.by_id.get(c) or extra[c] for c in st.citations if c in ctx.by_id or c in extra
             ]
@@ -300,7 +330,12 @@ def check_draft_json(draft: dict[str, Any], chart: list[Evidence]) -> dict[str, 
             )
             report.statements.append(StatementReport(i, j, title, st, res))
     full = check_draft(
-        sections, chart=mine, shown_ids=shown, patient_id=patient_id, doc_type=doc_type
+        sections,
+        chart=mine,
+        shown_ids=shown,
+        patient_id=patient_id,
+        doc_type=doc_type,
+        results=[s.results for s in report.statements],
     )
     report.missing_sections, report.readability = full.missing_sections, full.readability
     report.injection = full.injection

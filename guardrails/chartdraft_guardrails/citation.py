@@ -7,7 +7,9 @@ to the model in the prompt. Another patient's id is never usable.
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 
+from chartdraft_guardrails.facts import names_clinical_concept, names_drug
 from chartdraft_guardrails.statement import CheckResult, Statement
 from retrieval.evidence import Evidence
 
@@ -35,18 +37,23 @@ _CUE = re.compile(
 )
 
 
-def is_clinical(text: str) -> bool:
+def is_clinical(
+    text: str, vocab: frozenset[str] = frozenset(), concepts: AbstractSet[str] = frozenset()
+) -> bool:
     """Does ``text`` state a clinical fact (and so need a citation)?
 
-    "Not documented in the chart." and "Call your doctor if you have questions." do not.
+    A number or clinical cue word, a drug or allergy substance (``vocab``: the chart's vocabulary,
+    plus the brand/generic lexicon), a condition or procedure word of the chart (``concepts``), a
+    status claim or an allergy denial: "Take amoxicillin every day." and "Continue warfarin." are
+    clinical though they have no dose. "Not documented in the chart.", "Call your doctor if you
+    have questions." and general advice ("Eat less salt.") are not.
     """
-    body = _LABEL.sub("", text, count=1)
+    body = _LABEL.sub("", text, count=1)  # the label ("(metformin-trial)") is no claim
     if body != text and re.match(r"\s*documented\b", body, re.I):
         return True  # "Criterion 2 (...): documented. ..." asserts that the chart meets it
     if _NON_CLINICAL.search(body) and not re.search(r"\d", body):
-        return False
-    text = body
-    return bool(_CUE.search(text))
+        return names_drug(body, vocab)  # "Call your doctor before you stop warfarin" is not idle
+    return bool(_CUE.search(body)) or names_clinical_concept(body, vocab, concepts)
 
 
 def is_knowledge_id(evidence_id: str) -> bool:
@@ -60,10 +67,14 @@ def check_citations(
     cited: list[Evidence],
     shown_ids: set[str],
     patient_id: str,
+    clinical: bool | None = None,
 ) -> list[CheckResult]:
+    """``clinical``: whether the statement states a clinical fact, when the caller already knows
+    (it has the chart's vocabulary); default: :func:`is_clinical` without chart vocabulary.
+    """
     results: list[CheckResult] = []
     if not statement.citations:
-        if is_clinical(statement.text):
+        if clinical if clinical is not None else is_clinical(statement.text):
             results.append(
                 CheckResult(
                     check="citation",

@@ -39,7 +39,8 @@ _NEG_SCOPE = re.compile(
 _REFUTED = {"refuted", "entered-in-error"}
 # "No known drug allergies" denies medication allergies only; a peanut allergy does not refute it.
 _DRUG_ONLY_NKA = re.compile(
-    r"\b(?:no known (?:drug|medication)|nkda|no (?:drug|medication)) allerg|\bnkda\b"
+    r"\b(?:no known (?:drug|medication)|nkda|(?:no|any) (?:known )?(?:drug|medication)) allerg|"
+    r"\bnkda\b"
 )
 # A dated or past-tense statement about a dose describes an old order, not the current one.
 _HISTORY = re.compile(
@@ -262,8 +263,14 @@ def check_contradiction(
                 f"says {act[0].evidence.title} resolved, but {act[0].evidence.id} is active",
                 [c.evidence.id for c in act],
             )
-    elif facts.status_claim == "active":
-        for n, rel in drug_related.items():
+    elif facts.status_claim == "active" or facts.continued:
+        # "Continue warfarin and stop aspirin": only the continued drugs are claimed current
+        claimed = (
+            drug_related
+            if facts.status_claim == "active"
+            else {n: rel for n, rel in drug_related.items() if n in facts.continued}
+        )
+        for n, rel in claimed.items():
             if rel and all(c.status in STATUS_INACTIVE for c in rel):
                 flag(
                     f"says {n} is current, but every order for it is stopped or completed "

@@ -79,7 +79,8 @@ STATUS_INACTIVE = {
 _NEG = re.compile(r"\b(?:no|not|denies|denied|never|without|negative for|free of)\b")
 _NKA = re.compile(
     r"\b(?:no known (?:drug |medication )?allerg(?:y|ies)|nkda|nka|no (?:drug |medication )?"
-    r"allerg(?:y|ies)|denies (?:any )?allerg(?:y|ies)|not allergic to any|has no allerg(?:y|ies))\b"
+    r"allerg(?:y|ies)|denies (?:any )?allerg(?:y|ies)|not allergic to any|has no allerg(?:y|ies)|"
+    r"(?:do|does|did)(?:n't| not) have any (?:known )?(?:drug |medication )?allerg(?:y|ies))\b"
 )
 _ACTIVE_CLAIM = re.compile(
     r"\b(?:(?:is|are|remains?|still|listed as|marked)\s+(?:still\s+)?active|active (?:problem|"
@@ -114,6 +115,9 @@ class StatementFacts:
     as_needed: bool = False
     codes: list[CodeMention] = field(default_factory=list)
     status_claim: str | None = None  # "active" | "inactive"
+    # "Continue warfarin.": an instruction that implies the drug is current (contradiction only:
+    # a note's plan that says so records no status to support it with)
+    continued: set[str] = field(default_factory=set)
     negated: bool = False
     no_known_allergies: bool = False
 
@@ -344,6 +348,23 @@ def _status_claim(canon: str) -> str | None:
     return None
 
 
+# "Continue warfarin." / "Keep taking your lisinopril." says the drug is current. Only before a
+# drug name: "Continue to rest" claims no status.
+_CONTINUE_BEFORE = re.compile(
+    r"\b(?:continues?|keep (?:taking|using|on)|resumes?|restart)\s+"
+    r"(?:(?:to take|taking|using|with|on|your|her|his|the|their)\s+)*$"
+)
+
+
+def _continued_drugs(canon: str, drugs: dict[str, list[int]]) -> set[str]:
+    return {
+        name
+        for name, ps in drugs.items()
+        for p in ps
+        if _CONTINUE_BEFORE.search(canon[:p]) and not _CONDITIONAL.search(canon[:p])
+    }
+
+
 # SNOMED CT findings that record the absence of allergies: No known allergy, No known drug
 # allergy, No known environmental allergy, No known food allergy, No known latex allergy.
 NO_ALLERGY_CODES = frozenset({"716186003", "409137002", "428607008", "429625007", "1003774007"})
@@ -387,9 +408,27 @@ def statement_facts(text: str, vocab: frozenset[str]) -> StatementFacts:
     f.routes = lexicon.routes(canon)
     f.as_needed = lexicon.as_needed(canon)
     f.status_claim = _status_claim(canon)
+    f.continued = _continued_drugs(canon, f.drugs)
     f.no_known_allergies = bool(_NKA.search(canon))
     f.negated = bool(_NEG.search(canon))
     return f
+
+
+def names_drug(text: str, vocab: frozenset[str] = frozenset()) -> bool:
+    """Does ``text`` name a drug or allergy substance (chart vocabulary or the drug lexicon)?"""
+    return bool(_drug_regex(vocab).search(lexicon.canonical(text)))
+
+
+def names_clinical_concept(
+    text: str, vocab: frozenset[str] = frozenset(), concepts: AbstractSet[str] = frozenset()
+) -> bool:
+    """A drug, an allergy substance or condition / procedure word of the chart, a status claim
+    ("stopped", "continue warfarin") or a denial of allergies: a clinical fact even with no number.
+    """
+    canon = lexicon.canonical(text)
+    if _drug_regex(vocab).search(canon) or _NKA.search(canon) or _status_claim(canon):
+        return True
+    return bool(concepts) and any(stem_match(w, concepts) for w in words(canon) if len(w) >= 4)
 
 
 def is_term(word: str, vocab: frozenset[str]) -> bool:
@@ -541,6 +580,41 @@ def chart_vocab(chart: list[Evidence]) -> frozenset[str]:
             out |= {f"drug:{n}" for n in drug_names(e.title)}
     out |= {w for d in lexicon.COMMON_DRUGS for w in d.split()}
     out |= BUILTIN_TERMS
+    return frozenset(out)
+
+
+# SNOMED semantic tags and words of social-history "conditions" that name no clinical concept.
+_NOT_CONCEPT = frozenset(
+    {
+        *("finding", "disorder", "situation", "procedure", "regime", "therapy", "observable"),
+        *("entity", "event", "morphologic", "abnormality", "body", "structure", "qualifier"),
+        *("value", "person", "product", "substance", "medication", "review", "time", "full"),
+        *("part", "employment", "education", "labor", "force", "received", "higher", "limited"),
+        *("social", "contact", "history", "left", "right", "acute", "chronic"),
+    }
+)
+_CONCEPT_TYPES = ("Condition", "Procedure", "AllergyIntolerance", "Immunization")
+
+
+def concept_terms(chart: list[Evidence]) -> frozenset[str]:
+    """Words naming this chart's conditions, procedures, allergy substances and vaccines.
+
+    An uncited sentence that uses one ("Avoid peanuts", "Your asthma...") states a clinical fact.
+    """
+    out: set[str] = set()
+    for e in chart:
+        if e.resource_type not in _CONCEPT_TYPES or is_no_allergy_record(e):
+            continue
+        parts = [e.title] + [c.display or "" for c in e.codes]
+        parts += _strings(e.data.get("substance")) + _strings(e.data.get("vaccine"))
+        out |= {
+            w
+            for w in words(lexicon.canonical(" ".join(parts)))
+            if len(w) >= 4
+            and not w[0].isdigit()
+            and w not in _NOT_CONCEPT
+            and w not in lexicon.GENERIC_WORDS
+        }
     return frozenset(out)
 
 

@@ -54,6 +54,60 @@ def test_is_clinical() -> None:
     assert not is_clinical("Please call your doctor if you have questions.")
     assert is_clinical("Takes metformin 500 mg twice daily.")
     assert is_clinical("Allergic to penicillin.")
+    # A drug (generic or brand) is clinical with no dose, number or cue word.
+    assert is_clinical("Take amoxicillin every day.")
+    assert is_clinical("Use your Ventolin.")
+    assert not is_clinical("Eat less salt.")
+    assert not is_clinical("Stand up slowly.")
+
+
+def test_uncited_drug_mentions_are_checked(ana: list[Evidence]) -> None:
+    # The reviewer's reproduction: these came back supported with no results at all.
+    amox = run(ana, "Take amoxicillin every day.", [])
+    assert {r.verdict for r in amox} == {"uncited", "contradicted"}
+    assert any("Penicillin V" in r.reason for r in amox if r.check == "contradiction")
+    assert worst(run(ana, "Take penicillin every day.", [])) == "contradicted"
+    warfarin = run(ana, "Continue warfarin.", [])
+    assert worst(warfarin) == "contradicted"
+    assert any("MedicationRequest/war" in r.evidence_ids for r in warfarin)
+    # Words of the chart's own conditions and allergy substances count, general advice does not.
+    assert worst(run(ana, "Your asthma is under control.", [])) == "uncited"
+    assert run(ana, "Eat less salt.", []) == []
+    assert run(ana, "Continue to rest at home.", []) == []
+
+
+def test_check_draft_reuses_given_results(ana: list[Evidence]) -> None:
+    sections = [
+        (
+            "Medicines",
+            [
+                Statement(text="Take amoxicillin every day.", citations=[]),
+                Statement(
+                    text="Metformin 500 mg twice daily.", citations=["MedicationRequest/met"]
+                ),
+            ],
+        ),
+        ("Allergies", [Statement(text="You are allergic to penicillin.", citations=[])]),
+    ]
+    kw: dict[str, Any] = {
+        "chart": ana,
+        "shown_ids": {e.id for e in ana},
+        "patient_id": "p-ana",
+        "doc_type": "summary",
+    }
+    fresh = check_draft(sections, **kw)
+    per = [s.results for s in fresh.statements]
+    assert [s.verdict for s in fresh.statements] == ["contradicted", "supported", "uncited"]
+    reused = check_draft(sections, results=per, **kw)
+    assert [s.results for s in reused.statements] == per
+    assert reused.summary() == fresh.summary()
+    # Given results are taken as they are (not re-checked), in draft order.
+    marked = [[CheckResult(check="x", verdict="unsupported", reason="given")], [], []]
+    got = check_draft(sections, results=marked, **kw)
+    assert [s.verdict for s in got.statements] == ["unsupported", "supported", "supported"]
+    assert (got.statements[2].section, got.statements[2].index) == (1, 0)
+    with pytest.raises(BadInput, match="2 entries for 3 statements"):
+        check_draft(sections, results=per[:2], **kw)
 
 
 def test_scan_evidence_finds_injections_and_hidden_text(ana: list[Evidence]) -> None:
