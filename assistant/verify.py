@@ -38,6 +38,8 @@ def verify_draft(draft: Draft, gathered: Gathered, shown: list[Evidence]) -> Non
         required_ids=gathered.required,
         patient=next((e for e in gathered.chart if e.resource_type == "Patient"), None),
         shown=shown,
+        # Statements were checked as they were produced: reuse those results, don't redo them.
+        results=[x.results for s in draft.sections for x in s.statements],
     )
     draft.checks.update(report.summary())
 
