@@ -189,7 +189,8 @@ def test_free_mode_against_a_real_llama_cpp_server(
         # extractive one, and the parser's report of what was wrong is kept on the draft.
         assert draft.backend == "extractive"
         assert "no usable statement" in draft.fallback_reason, draft.fallback_reason
-        assert draft.checks.get("parse_problems") and draft.tokens_out > 0
+        # ... with the parser's report of what was wrong, or the note that nothing came back.
+        assert draft.checks.get("parse_problems") or "empty answer" in draft.fallback_reason
     else:
         assert draft.mode == "free" and draft.backend == "openai"
         # What streamed is what was kept (after the policy's revisions and drops).
