@@ -52,13 +52,13 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 def test_ingest_draft_check_and_serve_make_no_network_call(
     no_network: list[str], tmp_path: Path
 ) -> None:
+    from chartdraft_guardrails.phi import Deidentifier
     from fastapi.testclient import TestClient
 
     from assistant.api.app import create_app
     from assistant.pipeline import DraftRequest, run_draft
     from assistant.runtime import Runtime
     from assistant.settings import Settings
-    from chartdraft_guardrails.phi import Deidentifier
     from retrieval.ingest import ingest_paths
     from retrieval.synth import write
 
