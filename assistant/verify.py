@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from chartdraft_guardrails.api import check_draft, check_statement
 from chartdraft_guardrails.policy import ReaskFn, apply_policy
 from chartdraft_guardrails.statement import CheckResult, Statement
@@ -26,8 +28,59 @@ def verify_statement(
     )
 
 
+# Unreadable resource type -> the sections that would silently miss it, and what to call it.
+_UNREADABLE_SECTIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "AllergyIntolerance": (("allergies",), "allergy"),
+    "MedicationRequest": (("your medicines", "medications"), "medication"),
+    "MedicationStatement": (("your medicines", "medications"), "medication"),
+}
+_FLAGGED_DOC_TYPES = ("discharge-instructions", "summary")
+
+
+def _ref(issue: dict[str, Any]) -> str:
+    return f"{issue.get('resource_type') or 'resource'}/{issue.get('resource_id') or '(no id)'}"
+
+
+def flag_unreadable(draft: Draft, unreadable: list[dict[str, Any]]) -> None:
+    """Say on the draft which chart resources could not be read, and flag the sections they feed.
+
+    Without this an allergy the loader had to skip simply vanishes, and "Allergies" reads as
+    complete. Only the loader's own message is repeated: no clinical text of the resource.
+    """
+    if not unreadable:
+        return
+    draft.checks["unreadable_resources"] = [
+        {"resource_type": i.get("resource_type"), "resource_id": i.get("resource_id"),
+         "message": i.get("message", "")} for i in unreadable]
+    if draft.doc_type not in _FLAGGED_DOC_TYPES:
+        return
+    by_section: dict[str, dict[str, list[str]]] = {}  # section -> noun -> refs
+    for issue in unreadable:
+        target = _UNREADABLE_SECTIONS.get(issue.get("resource_type") or "")
+        if target is None:
+            continue
+        titles, noun = target
+        for title in titles:
+            by_section.setdefault(title, {}).setdefault(noun, []).append(_ref(issue))
+    for sec in draft.sections:
+        nouns = by_section.get(sec.title.strip().lower())
+        if not nouns:
+            continue
+        for noun, refs in nouns.items():
+            result = CheckResult(
+                check="completeness", verdict="unsupported",
+                reason=f"{len(refs)} {noun} record(s) in the chart could not be read: "
+                       f"{', '.join(refs)}; check the chart before relying on this section")
+            for st in sec.statements:
+                if result not in st.results:  # verify_draft may run twice on one draft
+                    st.results.append(result)
+
+
 def verify_draft(draft: Draft, gathered: Gathered, shown: list[Evidence]) -> None:
-    """Draft-level checks (omissions, sections, readability, injection in evidence)."""
+    """Draft-level checks (omissions, sections, readability, injection in evidence), and a
+    warning for any part of the patient's chart that could not be read."""
+    # Before the report, so its flagged counts include the sections an unreadable resource feeds.
+    flag_unreadable(draft, gathered.unreadable)
     report = check_draft(
         [(s.title, [Statement(text=x.text, citations=x.citations) for x in s.statements])
          for s in draft.sections],
@@ -51,9 +104,20 @@ def recheck(draft: Draft, gathered: Gathered) -> None:
     verify_draft(draft, gathered, draft.evidence)
 
 
-def recheck_draft(store_chart: list[Evidence], draft: Draft) -> None:
-    """Re-check a stored draft (after an edit) against the patient's current chart."""
-    recheck(draft, Gathered(draft.patient_id, store_chart, draft.evidence))
+def recheck_draft(
+    store_chart: list[Evidence], draft: Draft, unreadable: list[dict[str, Any]] | None = None
+) -> None:
+    """Re-check a stored draft (after an edit) against the patient's current chart.
+
+    ``unreadable`` is ``ChartStore.issues_for(patient)``; without it the draft's own record of
+    unreadable resources is kept, so an edit never silently clears the warning.
+    """
+    if unreadable is None:
+        unreadable = list(draft.checks.get("unreadable_resources") or [])
+    else:
+        draft.checks.pop("unreadable_resources", None)
+    recheck(draft, Gathered(draft.patient_id, store_chart, draft.evidence,
+                            unreadable=unreadable))
 
 
 def apply_guardrail_policy(

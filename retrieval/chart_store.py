@@ -13,6 +13,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     create_engine,
     delete,
     event,
@@ -36,7 +38,7 @@ from sqlalchemy.pool import StaticPool
 
 from retrieval.errors import BadInput, StoreError
 from retrieval.evidence import Evidence
-from retrieval.fhir_load import LoadedResource
+from retrieval.fhir_load import LoadedResource, LoadIssue
 
 _CHUNK = 500  # stay well under SQLite's bound-parameter limit
 
@@ -63,6 +65,19 @@ evidence_table = Table(
     Column("date", String(40)),
     Column("seq", Integer, nullable=False),
     Column("json", Text, nullable=False),
+)
+
+# Resources the loader had to skip, per patient: a draft must say that part of the chart is unread.
+# resource_type/resource_id are "" when the loader could not tell, so the key stays comparable.
+issues_table = Table(
+    "chart_unreadable",
+    metadata,
+    Column("patient_id", String(128), primary_key=True),
+    Column("resource_type", String(64), primary_key=True),
+    Column("resource_id", String(128), primary_key=True),
+    Column("source", Text),
+    Column("message", Text, nullable=False),
+    Column("time", String(40), nullable=False),
 )
 
 
@@ -178,15 +193,68 @@ class ChartStore:
                     conn.execute(resources_table.insert(), res_rows)
                 if ev_rows:
                     conn.execute(evidence_table.insert(), ev_rows)
+                # A resource that now loads is readable again: its old issue no longer holds.
+                # Only patients with recorded issues need a look (most have none).
+                pids = sorted({r.patient_id for r in latest.values() if r.patient_id})
+                flagged: set[str] = set()
+                for chunk in _chunks(pids):
+                    flagged.update(conn.execute(
+                        select(issues_table.c.patient_id).distinct()
+                        .where(issues_table.c.patient_id.in_(chunk))).scalars())
+                for r in latest.values():
+                    if r.patient_id in flagged:
+                        conn.execute(delete(issues_table).where(and_(
+                            issues_table.c.patient_id == r.patient_id,
+                            issues_table.c.resource_type == r.resource_type,
+                            issues_table.c.resource_id == r.id)))
         except SQLAlchemyError as exc:
             first = str(exc).splitlines()[0][:200]
             raise StoreError(f"could not write to the chart store ({exc.__class__.__name__}: "
                              f"{first})", where=_safe_url(self.url)) from exc
         return counts
 
+    def record_issues(self, issues: list[LoadIssue]) -> int:
+        """Remember skipped resources of known patients (others cannot be shown on a draft).
+
+        Idempotent per (patient, type, id): a repeat replaces the message and time. Returns how
+        many issues were recorded.
+        """
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for i in issues:
+            if not i.patient_id:
+                continue
+            key = (i.patient_id, i.resource_type or "", i.resource_id or "")
+            rows[key] = {"patient_id": key[0], "resource_type": key[1], "resource_id": key[2],
+                         "source": i.source, "message": i.message, "time": now}
+        if not rows:
+            return 0
+        try:
+            with self.engine.begin() as conn:
+                # Delete-then-insert is portable across SQLite and PostgreSQL (no dialect upsert).
+                for pid, rtype, rid in rows:
+                    conn.execute(delete(issues_table).where(and_(
+                        issues_table.c.patient_id == pid,
+                        issues_table.c.resource_type == rtype,
+                        issues_table.c.resource_id == rid)))
+                conn.execute(issues_table.insert(), list(rows.values()))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not record load issues ({exc.__class__.__name__})",
+                             where=_safe_url(self.url)) from exc
+        return len(rows)
+
+    def issues_for(self, patient_id: str) -> list[dict[str, Any]]:
+        """Resources of this patient the loader could not read, by type and id."""
+        rows = self._query(select(issues_table).where(issues_table.c.patient_id == patient_id)
+                           .order_by(issues_table.c.resource_type, issues_table.c.resource_id))
+        return [{"patient_id": r.patient_id, "resource_type": r.resource_type or None,
+                 "resource_id": r.resource_id or None, "source": r.source,
+                 "message": r.message, "time": r.time} for r in rows]
+
     def delete_patient(self, patient_id: str) -> int:
         """Remove a patient's resources and evidence; returns how many resources went."""
         with self.engine.begin() as conn:
+            conn.execute(delete(issues_table).where(issues_table.c.patient_id == patient_id))
             conn.execute(delete(evidence_table).where(evidence_table.c.patient_id == patient_id))
             done = conn.execute(delete(resources_table)
                                 .where(resources_table.c.patient_id == patient_id))

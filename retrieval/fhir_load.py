@@ -38,6 +38,9 @@ class LoadIssue:
     resource_type: str | None
     resource_id: str | None
     message: str
+    # Not part of equality: an issue is the same problem whoever it turns out to belong to.
+    patient_id: str | None = field(default=None, compare=False)
+    """Whose chart the skipped resource belonged to, when its raw JSON says (drafts warn on it)."""
 
     def __str__(self) -> str:
         what = self.resource_type or "resource"
@@ -290,29 +293,33 @@ def _load_resource(
 ) -> LoadResult:
     rtype = res.get("resourceType")
     rid = res.get("id")
+    # Resolved from the raw JSON even when validation fails, so the patient's drafts can say that
+    # part of their chart could not be read.
+    rewritten = _rewrite_refs(res, refmap)
+    pid = _s(patient_of(rewritten))
     if not isinstance(rtype, str) or not rtype:
         return LoadResult(issues=[LoadIssue(source, where, None, _s(rid),
-                                            "resourceType is missing or not a string")])
+                                            "resourceType is missing or not a string", pid)])
     if rtype in _SKIP_TYPES:
         at = f"{source} {where}".strip()
         return LoadResult(notices=[f"{at}: {rtype} is not chart content; skipped"])
     if not isinstance(rid, str) or not rid:
         return LoadResult(issues=[LoadIssue(
             source, where, rtype, None,
-            "resource has no id; give it an id (or a urn:uuid fullUrl in a Bundle)")])
+            "resource has no id; give it an id (or a urn:uuid fullUrl in a Bundle)", pid)])
     try:
         model = get_fhir_model_class(rtype)
     except (ValueError, KeyError):
         return LoadResult(issues=[LoadIssue(
-            source, where, rtype, rid, f"unknown resourceType {rtype!r} (not a FHIR R4 resource)")])
-    rewritten = _rewrite_refs(res, refmap)
+            source, where, rtype, rid, f"unknown resourceType {rtype!r} (not a FHIR R4 resource)",
+            pid)])
     try:
         model.model_validate(rewritten)
     except ValidationError as exc:
-        return LoadResult(issues=[LoadIssue(source, where, rtype, rid, _first_error(exc))])
+        return LoadResult(issues=[LoadIssue(source, where, rtype, rid, _first_error(exc), pid)])
     except (ValueError, TypeError) as exc:  # fhir.resources raises these for some shapes
-        return LoadResult(issues=[LoadIssue(source, where, rtype, rid, f"invalid: {exc}")])
-    loaded = LoadedResource(rtype, rid, patient_of(rewritten), rewritten, source)
+        return LoadResult(issues=[LoadIssue(source, where, rtype, rid, f"invalid: {exc}", pid)])
+    loaded = LoadedResource(rtype, rid, pid, rewritten, source)
     return LoadResult(resources=[loaded])
 
 

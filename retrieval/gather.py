@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from retrieval.chart_store import ChartStore
 from retrieval.embeddings import Embedder
@@ -28,6 +29,8 @@ class Gathered:
     """What the plan selected, in priority order: required first, then picks, then search hits."""
     required: set[str] = field(default_factory=set)
     origin: dict[str, str] = field(default_factory=dict)  # id -> "pick" | "search"
+    unreadable: list[dict[str, Any]] = field(default_factory=list)
+    """Resources of this patient the loader skipped (ChartStore.issues_for): the draft says so."""
 
 
 def gather(
@@ -83,4 +86,4 @@ def gather(
     # Required evidence that no pick surfaced still has to be shown (the omission check needs it).
     have = {e.id for e in ordered}
     ordered = [e for e in chart if e.id in req and e.id not in have] + ordered
-    return Gathered(patient_id, chart, ordered, req, origin)
+    return Gathered(patient_id, chart, ordered, req, origin, store.issues_for(patient_id))

@@ -63,6 +63,12 @@ def ingest_loaded(
 ) -> IngestReport:
     report = IngestReport(issues=list(loaded.issues), notices=list(loaded.notices))
     evidence, issues = normalize_all(loaded.resources)
+    # A resource that loaded but could not be normalized has no evidence either: name its patient
+    # so drafts warn about it just like a resource the loader skipped.
+    owner = {(r.resource_type, r.id): r.patient_id for r in loaded.resources}
+    for issue in issues:
+        if issue.patient_id is None:
+            issue.patient_id = owner.get((issue.resource_type or "", issue.resource_id or ""))
     report.issues.extend(issues)
     report.resources = len(loaded.resources)
     report.evidence = len(evidence)
@@ -87,6 +93,9 @@ def ingest_loaded(
     report.embedded = len(indexable)
     # The store last: if embedding or indexing fails, a re-run still sees these as changed.
     store.upsert(loaded.resources, evidence)
+    # After the upsert: a resource that loaded clears its old issue there, then new ones are kept
+    # so later drafts for the patient say which part of the chart could not be read.
+    store.record_issues(report.issues)
     return report
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from retrieval.chart_store import ChartStore
 from retrieval.errors import BadInput, StoreError
-from retrieval.fhir_load import LoadedResource, LoadResult, load_path
+from retrieval.fhir_load import LoadedResource, LoadIssue, LoadResult, load_json, load_path
 from retrieval.normalize import normalize_all
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -170,3 +170,52 @@ def test_bad_urls_raise_clear_errors(tmp_path: Path) -> None:
         ChartStore("definitely not a url")
     with pytest.raises(StoreError, match="cannot open chart store"):
         ChartStore("postgresql+psycopg://nobody:secret@127.0.0.1:1/none")
+
+
+def _issue(pid: str | None, rid: str, message: str = "invalid field criticality") -> LoadIssue:
+    return LoadIssue("bundle.json", "entry 3", "AllergyIntolerance", rid, message, patient_id=pid)
+
+
+def test_record_issues_is_per_patient_and_idempotent(store: ChartStore, chart: LoadResult) -> None:
+    evidence, _ = normalize_all(chart.resources)
+    store.upsert(chart.resources, evidence)  # so the PostgreSQL clean-up finds this patient
+    pid = _pid(chart)
+    rid = f"bad-{uuid.uuid4().hex[:8]}"
+    # An issue with no patient cannot be shown on anyone's draft: it is not recorded.
+    assert store.record_issues([_issue(pid, rid), _issue(None, "orphan")]) == 1
+    assert store.record_issues([_issue(pid, rid, "second message")]) == 1
+    got = store.issues_for(pid)
+    assert len(got) == 1
+    assert got[0]["resource_type"] == "AllergyIntolerance" and got[0]["resource_id"] == rid
+    assert got[0]["message"] == "second message" and got[0]["source"] == "bundle.json"
+    assert got[0]["time"]
+    assert store.issues_for(f"t-{uuid.uuid4().hex[:12]}") == []
+    # The old positional constructor still works, with no patient.
+    assert LoadIssue("s", "l", None, None, "m").patient_id is None
+
+
+def test_loading_the_resource_clears_its_issue(store: ChartStore, chart: LoadResult) -> None:
+    pid = _pid(chart)
+    allergy = next(r for r in chart.resources if r.resource_type == "AllergyIntolerance")
+    other = f"other-{uuid.uuid4().hex[:8]}"
+    store.record_issues([_issue(pid, allergy.id), _issue(pid, other)])
+    assert len(store.issues_for(pid)) == 2
+    evidence, _ = normalize_all(chart.resources)
+    store.upsert(chart.resources, evidence)
+    # Only the resource that now loaded is readable again; the other stays unread.
+    assert [i["resource_id"] for i in store.issues_for(pid)] == [other]
+    store.delete_patient(pid)
+    assert store.issues_for(pid) == []
+
+
+def test_loader_names_the_patient_of_a_skipped_resource(chart: LoadResult) -> None:
+    pid = _pid(chart)
+    allergy = next(r for r in chart.resources if r.resource_type == "AllergyIntolerance")
+    bad = {**copy.deepcopy(allergy.resource), "criticality": 42}
+    result = load_json({"resourceType": "Bundle", "type": "collection",
+                        "entry": [{"resource": bad}]})
+    assert result.resources == []
+    [issue] = result.issues
+    assert (issue.patient_id, issue.resource_type, issue.resource_id) == (
+        pid, "AllergyIntolerance", allergy.id)
+    assert "criticality" in issue.message
