@@ -126,6 +126,7 @@ def run_draft(rt: Runtime, req: DraftRequest, *, on_event: OnEvent | None = None
             _emit(on_event, {"type": "fallback", "reason": draft.fallback_reason})
             sections = None
     if sections is None:
+        draft.evidence = shown  # the extractive draft states the whole plan, untrimmed
         if backend is not None or draft.fallback_reason:
             draft.backend, draft.mode, draft.model = "extractive", "extractive", "none (extractive)"
         with timer.stage("compose"):
@@ -139,6 +140,7 @@ def run_draft(rt: Runtime, req: DraftRequest, *, on_event: OnEvent | None = None
                     _emit(on_event, {"type": "statement", "section": sec.title, "statement": st})
 
     draft.sections = sections
+    shown = draft.evidence  # free mode may have trimmed it to fit the rendered prompt
     with timer.stage("policy"):
         # Only free-mode text is the model's own; composed sentences are already the evidence.
         reask = _reasker(rt, draft, backend, shown) if backend and mode == "free" else None
@@ -167,8 +169,25 @@ def _free(rt: Runtime, draft: Draft, backend: Any, gathered: Gathered, shown: li
     from prompts.registry import render, section_titles
 
     with timer.stage("prompt"):
+        extras = {"policy": policy.model_dump() if policy else None}
         rendered = render(draft.doc_type, evidence=shown, patient=_patient_header(gathered),
-                          extras={"policy": policy.model_dump() if policy else None})
+                          extras=extras)
+        # The budget stage estimated per source; the rendered prompt (tags, rules, quoting) is
+        # what must fit. Drop optional sources from the end until it does.
+        room = backend.context_tokens - rt.settings.max_output_tokens - 64
+        while _prompt_tokens(backend, rendered.messages) > room:
+            optional = [i for i, e in enumerate(shown) if e.id not in gathered.required]
+            if not optional:
+                raise ModelUnavailable(
+                    "the required evidence alone does not fit the model's context window",
+                    where="prompt", fix="raise CHARTDRAFT_CONTEXT_TOKENS or use a larger model")
+            cut = set(optional[-max(1, len(optional) // 5):])
+            draft.checks.setdefault("evidence_dropped_for_budget", []).extend(
+                shown[i].id for i in sorted(cut))
+            shown = [e for i, e in enumerate(shown) if i not in cut]
+            rendered = render(draft.doc_type, evidence=shown,
+                              patient=_patient_header(gathered), extras=extras)
+        draft.evidence = shown
         titles = section_titles(draft.doc_type)
         schema = draft_schema([e.id for e in shown], titles)
     draft.prompt_id, draft.prompt_version, draft.prompt_hash = (
@@ -183,10 +202,12 @@ def _free(rt: Runtime, draft: Draft, backend: Any, gathered: Gathered, shown: li
             pieces.append(piece)
             yield piece
 
+    streamed: list[tuple[str, DraftStatement]] = []
     with timer.stage("generate"):
         for title, stmt in iter_statements(chunks(), shown_ids=shown_ids):
             st = DraftStatement(text=stmt.text, citations=stmt.citations, origin="model")
             st.results = verify_statement(st, gathered, shown, draft.doc_type)
+            streamed.append((title, st))
             _emit(on_event, {"type": "statement", "section": title, "statement": st})
     usage = getattr(backend, "last_usage", None) or {}
     draft.tokens_in += int(usage.get("prompt_tokens", 0))
@@ -203,20 +224,31 @@ def _free(rt: Runtime, draft: Draft, backend: Any, gathered: Gathered, shown: li
             + ("; ".join(parsed.problems[:2]) or "empty answer") + ")",
             where="free-mode generation",
         )
-    sections: list[Section] = []
-    for title, stmts in parsed.sections:
-        sec = Section(title=title)
-        for s in stmts:
-            st = DraftStatement(text=s.text, citations=s.citations, origin="model")
+    # The draft is made of the very statements that streamed (same ids, so later revisions and
+    # drops can be matched by listeners); the whole-text parse is the cross-check.
+    flat = [(t, x.text, x.citations) for t, stmts in parsed.sections for x in stmts]
+    if flat != [(t, x.text, x.citations) for t, x in streamed]:
+        draft.checks.setdefault("parse_problems", []).append(
+            "the streamed statements differ from the final parse; the final parse was kept")
+        streamed = [(t, DraftStatement(text=x.text, citations=x.citations, origin="model"))
+                    for t, stmts in parsed.sections for x in stmts]
+        for _, st in streamed:
             st.results = verify_statement(st, gathered, shown, draft.doc_type)
-            sec.statements.append(st)
-        sections.append(sec)
+    sections: list[Section] = []
+    for title, st in streamed:
+        if not sections or sections[-1].title != title:
+            sections.append(Section(title=title))
+        sections[-1].statements.append(st)
     return sections
 
 
 # Constrained mode rewrites only what a patient reads; clinician-facing documents keep the composed
 # sentences, which are already precise and which a small model can only make worse.
 REPHRASED_DOC_TYPES = frozenset({"discharge-instructions"})
+
+
+def _prompt_tokens(backend: Any, messages: list[dict[str, str]]) -> int:
+    return int(backend.count_tokens("\n".join(m["content"] for m in messages))) + 8 * len(messages)
 
 
 def _constrained(rt: Runtime, draft: Draft, backend: Any, gathered: Gathered,

@@ -417,6 +417,10 @@ def _sse_events(resp: httpx.Response, where: str, read_timeout: float) -> Iterat
             except ValueError as exc:
                 raise ModelUnavailable(f"{where} sent a stream event that is not JSON: "
                                        f"{_short(payload, 120)!r}") from exc
+        # No [DONE]: the server failed mid-answer (llama.cpp closes the stream on a prompt that
+        # overflows its context). A silent empty answer would hide that.
+        raise ModelUnavailable(f"{where}: the stream ended before [DONE]; the server failed "
+                               "mid-answer (see its log)", where="/v1/chat/completions")
     except httpx.ReadTimeout as exc:
         raise ModelUnavailable(
             f"{where}: stream stalled longer than the read timeout ({read_timeout:g}s)",
