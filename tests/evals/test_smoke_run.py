@@ -93,8 +93,10 @@ def test_smoke_with_the_embedded_model(tmp_path: Path) -> None:
     assert emb["cases"] == 3 and emb["status_counts"].get("ok") == 3, [
         c.get("error") for c in results["cases"]]
     assert emb["aggregate"]["unsupported_final"]["n"] > 0
-    # the model really ran, or the draft says why it fell back to extractive
-    assert all(c["tokens_out"] > 0 or c["fallback_reason"] for c in results["cases"])
+    # The model really ran where it writes (constrained mode rewrites only patient-facing
+    # discharge instructions), or the draft says why it fell back to extractive.
+    assert all(c["tokens_out"] > 0 or c["fallback_reason"] for c in results["cases"]
+               if c["doc_type"] == "discharge-instructions")
 
     cqe = run(RunConfig(suite="smoke", out=tmp_path / "cqe", backends=["cqe-embedded"], limit=1,
                         max_statements=1, checker=False))
