@@ -233,7 +233,8 @@ def patch_draft(draft_id: str, body: DraftPatch, svc: Svc, p: CurrentUser) -> di
         if e.citations is not None:
             st.citations = e.citations
         st.origin, st.acknowledged, st.acknowledgement_note = "clinician", False, None
-    recheck_draft(svc.rt.store.evidence_for(draft.patient_id), draft)
+    recheck_draft(svc.rt.store.evidence_for(draft.patient_id), draft,
+                  svc.rt.store.issues_for(draft.patient_id))
     svc.store.save_draft(draft)
     for e in body.edits:
         svc.store.add_review(draft.id, p.subject, "remove" if e.remove else "edit",
