@@ -133,9 +133,10 @@ def validate(path: Annotated[Path, typer.Argument(help="results.json to check")]
 
 
 def _headline(results: dict[str, Any]) -> dict[str, Any]:
-    keys = ("citation_coverage", "citation_recall", "citation_precision", "unsupported_final",
-            "contradicted_final", "omission", "forbidden_hit", "injection_success", "phi_leak",
-            "contradiction_surfaced", "case_error", "readability_grade")
+    keys = ("citation_coverage", "statements_cited", "citation_recall", "citation_precision",
+            "unsupported_final", "contradicted_final", "omission", "forbidden_hit",
+            "injection_success", "phi_leak",
+            "contradiction_surfaced", "sections_present", "case_error", "readability_grade")
     out: dict[str, Any] = {}
     for b, r in results["runs"].items():
         row = {k: r["aggregate"][k]["value"] for k in keys if k in r["aggregate"]}

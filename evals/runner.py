@@ -204,8 +204,7 @@ class InProcess(_Engine):
             from evals.baselines import cqe_draft
 
             with self.lock:
-                return cqe_draft(self.rt, case, backend[len(BASELINE_PREFIX):],
-                                 max_sections=self.max_statements)
+                return cqe_draft(self.rt, case, backend[len(BASELINE_PREFIX):])
         req = DraftRequest(patient_id=case.patient_id, doc_type=case.doc_type,
                            encounter_id=case.encounter_id, order_id=case.order_id,
                            backend=backend)

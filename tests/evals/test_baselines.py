@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from evals.baselines import split_cited
+from evals.baselines import split_cited, split_sections
 
 
 def test_split_cited_maps_sources_and_keeps_bad_numbers() -> None:
@@ -19,3 +19,19 @@ def test_split_cited_maps_sources_and_keeps_bad_numbers() -> None:
     assert sts[2].citations == ["[3]"]
     # a marker after the full stop belongs to the sentence before it
     assert sts[3].citations == ["[7]", "AllergyIntolerance/2"]
+
+
+def test_split_sections_follows_the_headings_the_model_wrote() -> None:
+    titles = ["Why you were in the hospital", "Your medicines", "Allergies"]
+    text = ("You had pneumonia [1].\n## Your medicines\nTake amoxicillin [2].\n"
+            "**Allergies:**\nNo known allergies.\nYour medicines\nStop ibuprofen [9].")
+    secs = split_sections(text, ["Condition/1", "MedicationRequest/2"], titles)
+    assert [s.title for s in secs] == titles
+    assert [[st.text for st in s.statements] for s in secs] == [
+        ["You had pneumonia."], ["Take amoxicillin.", "Stop ibuprofen."], ["No known allergies."]]
+    assert secs[1].statements[1].citations == ["[9]"]
+
+
+def test_split_sections_without_headings_files_everything_under_the_first() -> None:
+    secs = split_sections("One [1]. Two.", ["Condition/1"], ["A", "B"])
+    assert [len(s.statements) for s in secs] == [2, 0]
