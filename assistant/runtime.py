@@ -7,9 +7,9 @@ patients` answers at once and the service starts quickly.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from assistant.settings import Settings
 from retrieval.chart_store import ChartStore
@@ -22,18 +22,52 @@ if TYPE_CHECKING:
     from retrieval.vector_index import EvidenceIndex
 
 
+T = TypeVar("T")
+
+
+class built_once(Generic[T]):  # noqa: N801 - used like functools.cached_property
+    """A lazily built part, built once per Runtime under the Runtime's lock.
+
+    ``functools.cached_property`` stopped locking in Python 3.12: two job threads starting
+    together could each open the index, and qdrant-edge refuses a second handle on one folder.
+    """
+
+    def __init__(self, build: Callable[[Any], T]) -> None:
+        self.build = build
+        self.name = build.__name__
+        self.__doc__ = build.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> built_once[T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type) -> T: ...
+    def __get__(self, obj: object | None, owner: type) -> T | built_once[T]:
+        if obj is None:
+            return self
+        cache = obj.__dict__
+        if self.name not in cache:
+            with obj._build_lock:  # type: ignore[attr-defined]
+                if self.name not in cache:  # another thread may have built it meanwhile
+                    cache[self.name] = self.build(obj)
+        value: T = cache[self.name]
+        return value
+
+
 @dataclass
 class Runtime:
     settings: Settings
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # re-entrant: building the index builds the embedder first
+    _build_lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _kb_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _backends: dict[str, LLMBackend] = field(default_factory=dict, repr=False)
 
-    @cached_property
+    @built_once
     def store(self) -> ChartStore:
         self.settings.ensure_dirs()
         return ChartStore(self.settings.chart_db_url)
 
-    @cached_property
+    @built_once
     def embedder(self) -> Embedder:
         from retrieval.embeddings import MiniLMEmbedder
 
@@ -44,7 +78,7 @@ class Runtime:
             model_dir = Path(self.settings.embedding_model)
         return MiniLMEmbedder(model_dir=model_dir)
 
-    @cached_property
+    @built_once
     def index(self) -> EvidenceIndex:
         from retrieval.vector_index import open_index
 
@@ -60,7 +94,7 @@ class Runtime:
             ),
         )
 
-    @cached_property
+    @built_once
     def knowledge(self) -> list[Evidence]:
         from retrieval.knowledge import load_kb
 
@@ -70,9 +104,10 @@ class Runtime:
         """Index the starter knowledge base once per data dir (cheap when already there)."""
         from retrieval.ingest import ingest_knowledge
 
-        if self.index.count(kind="knowledge") >= len(self.knowledge):
-            return 0
-        return ingest_knowledge(self.knowledge, index=self.index, embedder=self.embedder)
+        with self._kb_lock:  # two first drafts at once must not both ingest it
+            if self.index.count(kind="knowledge") >= len(self.knowledge):
+                return 0
+            return ingest_knowledge(self.knowledge, index=self.index, embedder=self.embedder)
 
     def backend(self, name: str | None = None) -> LLMBackend | None:
         """The configured LLM backend (None for extractive), built once per name."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -26,6 +27,24 @@ class Completion:
     def truncated(self) -> bool:
         """The model stopped at max_tokens: the JSON is probably cut off (the parser repairs it)."""
         return self.finish_reason == "length"
+
+
+class PerThreadUsage:
+    """``last_usage`` kept per thread: drafts run in job threads that share one backend object,
+    so a plain attribute would let one draft record another's token counts."""
+
+    def _usage_slot(self) -> threading.local:
+        # dict.setdefault is atomic in CPython: two threads get the same slot object
+        slot: threading.local = self.__dict__.setdefault("_usage_tls", threading.local())
+        return slot
+
+    @property
+    def last_usage(self) -> Usage | None:
+        return getattr(self._usage_slot(), "value", None)
+
+    @last_usage.setter
+    def last_usage(self, value: Usage | None) -> None:
+        self._usage_slot().value = value
 
 
 @runtime_checkable

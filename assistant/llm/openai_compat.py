@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import httpx
 
-from assistant.llm.base import Completion, Message, Usage, usage
+from assistant.llm.base import Completion, Message, PerThreadUsage, usage
 from assistant.llm.circuit import CircuitBreaker
 from retrieval.errors import ModelUnavailable
 
@@ -68,7 +68,7 @@ class _SchemaRejected(Exception):
     """The server does not understand the json_schema response_format."""
 
 
-class OpenAICompatBackend:
+class OpenAICompatBackend(PerThreadUsage):
     name = "openai"
 
     def __init__(
@@ -98,7 +98,6 @@ class OpenAICompatBackend:
         self.schema_style = schema_style
         self.retries = max(0, retries)
         self.read_timeout = read_timeout
-        self.last_usage: Usage | None = None
         self.replicas = [
             _Replica(_normalize(u), CircuitBreaker(circuit_failures, circuit_reset_s),
                      style=None if schema_style == "auto" else schema_style)
