@@ -14,7 +14,8 @@ from urllib.parse import urljoin
 
 import httpx
 
-from retrieval.errors import StoreError
+from retrieval.errors import BadInput, StoreError
+from retrieval.fhir_ids import is_fhir_id
 from retrieval.fhir_load import LoadIssue, LoadResult, dedupe, iter_refs, load_json
 
 DEFAULT_TYPES = [
@@ -40,6 +41,10 @@ def load_server(
 ) -> LoadResult:
     """Every chart (or the charts of ``patient_ids``) on the server at ``base_url``."""
     base = base_url.rstrip("/") + "/"
+    for pid in patient_ids or []:
+        if not is_fhir_id(pid):
+            raise BadInput(f"patient id {pid[:80]!r} is not a FHIR id", where="patient ids",
+                           fix="give the Patient's logical id (1-128 of A-Z a-z 0-9 - .)")
     headers = {"Accept": "application/fhir+json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -95,9 +100,15 @@ class _Loader:
         """Fetch the Medication/Practitioner/Organization resources the charts point at."""
         have = {r.ref for r in loaded.resources}
         wanted = sorted({ref for r in loaded.resources for ref in iter_refs(r.resource)
-                         if ref.startswith(_DIRECTORY_TYPES) and "?" not in ref} - have)
+                         if ref.startswith(_DIRECTORY_TYPES) and "/" in ref.split("?")[0]}
+                        - have)  # "Medication?code=..." is a conditional reference, not an id
         out = LoadResult()
         for ref in wanted:
+            rtype, _, rid = ref.split("/_history/")[0].partition("/")  # a versioned ref is fine
+            if not is_fhir_id(rid):  # it goes into the URL path: never let it change the path
+                out.issues.append(LoadIssue(self.base, ref[:80], rtype, None,
+                                            "reference id is not a FHIR id; not fetched"))
+                continue
             got = self.pages(f"{self.base}{ref}", quiet_404=True)
             if got is not None:
                 out.extend(got)

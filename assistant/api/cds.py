@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
@@ -28,6 +27,7 @@ from assistant.draft import Draft
 from assistant.orders import policy_for_evidence
 from retrieval.errors import AuthError, BadInput, ChartdraftError, NotFound
 from retrieval.evidence import Code, Evidence
+from retrieval.fhir_ids import is_fhir_id
 from retrieval.fhir_load import LoadResult, load_json
 from retrieval.fhir_server import load_server
 from retrieval.ingest import ingest_loaded
@@ -123,16 +123,11 @@ def _caller(svc: Services, request: Request, service_id: str) -> Principal:
                      method="cds")
 
 
-# A FHIR id (R4 allows [A-Za-z0-9-.]{1,64}); 128 matches the draft API's bound. Ids go into
-# FHIR server paths, so nothing that could change the path ('/', '?', '#', '%') gets through.
-FHIR_ID = re.compile(r"(?!\.+$)[A-Za-z0-9\-.]{1,128}")  # not "." or ".."
-
-
 def _context_id(context: dict[str, Any], key: str, *, required: bool = False) -> str | None:
     value = context.get(key)
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not FHIR_ID.fullmatch(value):
+    if not isinstance(value, str) or not is_fhir_id(value):
         got = type(value).__name__ if not isinstance(value, str) else f"{len(value)} characters"
         raise BadInput(f"context.{key} must be a FHIR id (1-128 of A-Z a-z 0-9 - .), got {got}"
                        if value is not None else f"context.{key} is required",

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
-from retrieval.errors import StoreError
+from retrieval.errors import BadInput, StoreError
 from retrieval.fhir_server import load_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,6 +155,27 @@ def test_patient_ids_limit_the_load(server: tuple[str, _State]) -> None:
     url, _ = server
     result = load_server(url, token=TOKEN, patient_ids=["p2"], resource_types=["Condition"])
     assert result.patient_ids() == {"p2"}
+
+
+def test_ids_that_would_change_the_url_path_are_never_requested(
+        server: tuple[str, _State]) -> None:
+    url, state = server
+    with pytest.raises(BadInput, match="not a FHIR id") as exc:
+        load_server(url, token=TOKEN, patient_ids=["p1/../../Admin"])
+    assert exc.value.where == "patient ids" and state.requests == []
+    # A chart pointing at a directory entry with such an id: reported, not fetched.
+    state.resources[0:0] = [{"resourceType": "MedicationRequest", "id": "p1-evil",
+                             "status": "active", "intent": "order",
+                             "subject": {"reference": "Patient/p1"},
+                             "medicationReference": {"reference": "Medication/x?_format=xml"}},
+                            {"resourceType": "MedicationRequest", "id": "p1-evil2",
+                             "status": "active", "intent": "order",
+                             "subject": {"reference": "Patient/p1"},
+                             "medicationReference": {"reference": "Medication/../Admin"}}]
+    result = load_server(url, token=TOKEN, patient_ids=["p1"])
+    assert not any("_format" in p or "Admin" in p for p in state.requests)
+    assert sum("not a FHIR id" in i.message for i in result.issues) == 2
+    assert "Medication/med1" in {r.ref for r in result.resources}  # the good one still loads
 
 
 def test_bad_token_is_a_store_error(server: tuple[str, _State]) -> None:
