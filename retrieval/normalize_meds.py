@@ -58,10 +58,18 @@ _TIMES = {1: "once", 2: "twice", 3: "three times", 4: "four times", 5: "five tim
 
 
 def strength_of(drug: str | None) -> tuple[float | int | None, str | None]:
-    """``"Metformin 500 MG Oral Tablet"`` -> ``(500, "mg")``; first strength named."""
-    m = _STRENGTH.search(drug or "")
-    if not m:
+    """``"Metformin 500 MG Oral Tablet"`` -> ``(500, "mg")``; first strength named.
+
+    RxNorm puts a package quantity first ("1 ML medroxyprogesterone acetate 150 MG/ML
+    Injection"): that is how much is in the syringe, not the strength, so a leading quantity
+    is skipped when a strength follows the ingredient name.
+    """
+    found = list(_STRENGTH.finditer(drug or ""))
+    if not found:
         return None, None
+    m = found[0]
+    if m.start() == 0 and len(found) > 1:
+        m = found[1]
     return num(m.group(1)), m.group(2).lower()
 
 

@@ -222,3 +222,20 @@ def test_html_note_is_stripped() -> None:
     units, _ = normalize_all([doc])
     assert any("Walk daily & rest." in u.text for u in units)
     assert all("<p>" not in u.text for u in units)
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("Metformin 500 MG Oral Tablet", (500, "mg")),
+    ("1 ML medroxyprogesterone acetate 150 MG/ML Injection", (150, "mg/ml")),
+    ("3 ML insulin lispro 100 UNT/ML Pen Injector", (100, "unt/ml")),
+    ("72 HR fentanyl 0.025 MG/HR Transdermal System", (0.025, "mg/hr")),
+    ("Amoxicillin 250 MG / Clavulanate 125 MG Oral Tablet", (250, "mg")),
+    ("NDA020503 200 ACTUAT Albuterol 0.09 MG/ACTUAT Metered Dose Inhaler", (0.09, "mg/actuat")),
+    ("Sodium Chloride 9 MG/ML Injectable Solution", (9, "mg/ml")),
+    ("10 ML Sodium Chloride", (10, "ml")),  # a quantity with no strength after it stays
+])
+def test_strength_is_the_ingredient_strength_not_the_package_size(
+        name: str, expected: tuple[float, str]) -> None:
+    from retrieval.normalize_meds import strength_of
+
+    assert strength_of(name) == expected
