@@ -95,6 +95,7 @@ class Jobs:
         self._pending = 0
         self._keep = keep_channels
         self._inflight: dict[tuple[str | None, ...], str] = {}
+        self._stripes = [threading.Lock() for _ in range(64)]
 
     def channel(self, draft_id: str) -> Channel | None:
         with self._lock:
@@ -106,13 +107,22 @@ class Jobs:
         """Start a draft; with ``reuse_inflight``, the same request already running is returned
         instead (a burst of CDS calls for one patient makes one draft, not fifty)."""
         key = (req.patient_id, req.doc_type, req.encounter_id, req.order_id, req.backend)
-        with self._lock:
-            running = self._inflight.get(key) if reuse_inflight else None
-        if running is not None:
-            try:
-                return self.store.get_draft(running)
-            except ChartdraftError:
-                pass
+        if not reuse_inflight:
+            return self._start(req, key, actor, role, prepare, purpose)
+        # Same-request callers take turns from the check to the registration, so two CDS calls
+        # arriving together make one draft (striped locks: bounded, whatever the patient count).
+        with self._stripes[hash(key) % len(self._stripes)]:
+            with self._lock:
+                running = self._inflight.get(key)
+            if running is not None:
+                try:
+                    return self.store.get_draft(running)
+                except ChartdraftError:
+                    pass
+            return self._start(req, key, actor, role, prepare, purpose)
+
+    def _start(self, req: DraftRequest, key: tuple[str | None, ...], actor: str, role: str,
+               prepare: Callable[[], None] | None, purpose: str | None) -> Draft:
         with self._lock:
             if self._pending >= self.max_pending:
                 raise StoreError("too many drafts are being generated right now",

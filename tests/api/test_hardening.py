@@ -73,6 +73,43 @@ def test_failed_job_logs_no_chart_text(tmp_path: Path, caplog: pytest.LogCapture
     rt.close()
 
 
+def test_simultaneous_identical_cds_requests_make_one_draft(tmp_path: Path) -> None:
+    import threading
+
+    settings = Settings(data_dir=tmp_path, backend="extractive")
+    rt, store = Runtime(settings), Store(f"sqlite:///{tmp_path / 'svc.db'}")
+    jobs = Jobs(rt, store, workers=1)
+    req = DraftRequest(patient_id="p-burst", doc_type="summary")
+    gate = threading.Event()  # keeps the first draft in flight while the others arrive
+    barrier = threading.Barrier(8)
+    got: list[str] = []
+
+    def call() -> None:
+        barrier.wait()
+        got.append(jobs.submit(req, actor="t", role="ehr-service", prepare=gate.wait,
+                               reuse_inflight=True).id)
+
+    try:
+        threads = [threading.Thread(target=call) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(got) == 8 and len(set(got)) == 1
+        # without reuse_inflight (a clinician asking again) a new draft is made
+        other = jobs.submit(req, actor="t", role="clinician").id
+        assert other != got[0]
+        gate.set()
+        for d in {got[0], other}:
+            ch = jobs.channel(d)
+            assert ch is not None and ch.done.wait(60)
+    finally:
+        gate.set()
+        jobs.shutdown()
+        store.close()
+        rt.close()
+
+
 # --- item 2: CDS context ids are checked: 400 naming the field, never 500 ------------------
 
 def _call(svc: Service, service_id: str, hook: str, context: dict[str, Any],
