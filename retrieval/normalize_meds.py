@@ -153,6 +153,8 @@ def medication_request(r: LoadedResource, ctx: Context) -> list[Evidence]:
     status = res.get("status")
     data: Json = {
         "status": status,
+        # why an order was stopped or put on hold: a clinician and the patient need it
+        "status_reason": cc_text(res.get("statusReason")),
         "drug": drug,
         "rxnorm": code_in(concept, RXNORM),
         "strength_value": strength_value,
@@ -192,6 +194,8 @@ def medication_request(r: LoadedResource, ctx: Context) -> list[Evidence]:
         since = f"active since {day(authored)}"
     else:
         since = join(status, f"ordered {day(authored)}" if authored else None)
+    if data["status_reason"]:
+        since = join(since, f"reason for status: {data['status_reason']}")
     text = join(soften(drug), how, since) or drug
     return [evidence(r, title=drug, text=text, data=data, codes=codes_of(concept),
                      date=authored)]

@@ -167,6 +167,16 @@ def test_contained_medication_and_as_needed() -> None:
     assert "2 tablets" in e.text and "as needed for pain" in e.text
 
 
+def test_stopped_order_keeps_its_reason() -> None:
+    mr = _res("MedicationRequest", {
+        "status": "stopped", "intent": "order", "subject": {"reference": "Patient/p1"},
+        "statusReason": {"text": "Cough"}, "authoredOn": "2026-01-05",
+        "medicationCodeableConcept": {"text": "Lisinopril 10 MG Oral Tablet"}})
+    [e], _ = normalize_all([mr])
+    assert e.data["status_reason"] == "Cough"
+    assert "stopped" in e.text and "reason for status: Cough" in e.text
+
+
 @pytest.mark.parametrize(("timing", "want"), [
     ({"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}, "once daily"),  # QD
     ({"repeat": {"frequency": 3, "period": 1, "periodUnit": "d"}}, "three times daily"),  # TID
