@@ -146,6 +146,11 @@ def patient_of(resource: dict[str, Any]) -> str | None:
                 ref = v.get("reference")
                 if isinstance(ref, str) and ref.startswith("Patient/"):
                     return ref.split("/", 1)[1] or None
+    # Appointment (and AppointmentResponse-like resources): the patient is a participant
+    for part in resource.get("participant") or []:
+        ref = ((part or {}).get("actor") or {}).get("reference") if isinstance(part, dict) else None
+        if isinstance(ref, str) and ref.startswith("Patient/"):
+            return ref.split("/", 1)[1] or None
     return None
 
 

@@ -21,7 +21,7 @@ from retrieval.fhir_load import LoadIssue, LoadResult, dedupe, iter_refs, load_j
 DEFAULT_TYPES = [
     "Encounter", "Condition", "MedicationRequest", "AllergyIntolerance", "Observation",
     "DiagnosticReport", "Procedure", "Immunization", "DocumentReference", "CarePlan", "Coverage",
-    "ServiceRequest",
+    "ServiceRequest", "Appointment",
 ]
 # Resources a chart points at but that belong to no patient; fetched by id afterwards.
 _DIRECTORY_TYPES = ("Medication", "Practitioner", "Organization")

@@ -32,6 +32,8 @@ ServiceRequest    code, cpt, snomed, intent, priority, reason, authored_on, occu
 DocumentReference note_type, section (heading or None), section_index (N), full_text_chars, loinc,
                   doc_status, author, encounter, description
 Coverage          payer, plan, member_id, relationship, start, end, type
+Appointment       name, status, appointment_type, start, end, with [..], location, reason,
+                  cancelation_reason (the patient is found among the participants)
 Patient           name, names, birth_date, gender, race, ethnicity (US Core extensions), deceased,
                   marital_status, language, mrn [values], identifiers [{system, type, type_text,
                   value}], phone [..], address [..]
@@ -49,7 +51,7 @@ from __future__ import annotations
 
 from retrieval.evidence import Evidence
 from retrieval.fhir_load import LoadedResource, LoadIssue
-from retrieval.normalize_admin import coverage, organization, patient, practitioner
+from retrieval.normalize_admin import appointment, coverage, organization, patient, practitioner
 from retrieval.normalize_clinical import (
     allergy,
     care_plan,
@@ -91,6 +93,7 @@ NORMALIZERS: dict[str, Normalizer] = {
     "ServiceRequest": service_request,
     "Practitioner": practitioner,
     "Organization": organization,
+    "Appointment": appointment,
 }
 # Not citable clinical facts: billing and directory entries.
 SKIPPED_TYPES = {"Claim", "ExplanationOfBenefit", "Location", "PractitionerRole", "Provenance",

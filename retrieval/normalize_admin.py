@@ -1,4 +1,5 @@
-"""Administrative resources -> Evidence: Patient, Practitioner, Organization, Coverage."""
+"""Administrative resources -> Evidence: Patient, Practitioner, Organization, Coverage,
+Appointment."""
 
 from __future__ import annotations
 
@@ -145,3 +146,33 @@ def coverage(r: LoadedResource, ctx: Context) -> list[Evidence]:
                 f"from {day(start)}" if start else None, f"to {day(end)}" if end else None)
     return [evidence(r, title=f"Coverage: {payer or plan or 'unknown payer'}", text=text,
                      data=data, codes=codes_of(res.get("type")), date=start)]
+
+
+def appointment(r: LoadedResource, ctx: Context) -> list[Evidence]:
+    """A scheduled visit: what, when, with whom, where (follow-up for discharge instructions)."""
+    res = r.resource
+    kind = (cc_text(res.get("appointmentType")) or cc_text(as_list(res.get("serviceType")))
+            or None)
+    name = (res.get("description") if isinstance(res.get("description"), str) else None) \
+        or kind or "Appointment"
+    others = [p for p in as_list(res.get("participant")) if isinstance(p, dict)
+              and not str((p.get("actor") or {}).get("reference", "")).startswith("Patient/")]
+    with_whom = [ref_display(p.get("actor")) for p in others
+                 if not str((p.get("actor") or {}).get("reference", "")).startswith("Location/")]
+    where = [ref_display(p.get("actor")) for p in others
+             if str((p.get("actor") or {}).get("reference", "")).startswith("Location/")]
+    start, end = res.get("start"), res.get("end")
+    reason = cc_text(as_list(res.get("reasonCode"))) or join(
+        *(ref_display(x) for x in as_list(res.get("reasonReference")))) or None
+    data: Json = {"name": name, "status": res.get("status"), "appointment_type": kind,
+                  "start": start, "end": end, "with": [w for w in with_whom if w],
+                  "location": next((w for w in where if w), None), "reason": reason,
+                  "cancelation_reason": cc_text(res.get("cancelationReason"))}
+    text = join(f"Appointment: {name}", res.get("status"),
+                f"on {day(start)}" if start else None,
+                f"with {', '.join(data['with'])}" if data["with"] else None,
+                f"at {data['location']}" if data["location"] else None,
+                f"reason: {reason}" if reason else None)
+    return [evidence(r, title=str(name), text=text, data=data,
+                     codes=codes_of(res.get("appointmentType"), *as_list(res.get("serviceType"))),
+                     date=start if isinstance(start, str) else None)]

@@ -249,3 +249,29 @@ def test_strength_is_the_ingredient_strength_not_the_package_size(
     from retrieval.normalize_meds import strength_of
 
     assert strength_of(name) == expected
+
+
+def test_appointment_belongs_to_the_patient_among_its_participants() -> None:
+    from retrieval.fhir_load import load_json
+
+    appt = {"resourceType": "Appointment", "id": "ap1", "status": "booked",
+            "serviceType": [{"text": "Cardiology follow-up"}],
+            "start": "2026-12-03T09:30:00Z", "end": "2026-12-03T10:00:00Z",
+            "reasonCode": [{"text": "Heart failure"}],
+            "participant": [
+                {"actor": {"reference": "Patient/p-appt", "display": "Synthetic Patient"},
+                 "status": "accepted"},
+                {"actor": {"reference": "Practitioner/dr9", "display": "Dr. Synthetic Heart"},
+                 "status": "accepted"},
+                {"actor": {"reference": "Location/loc1", "display": "Heart Clinic"},
+                 "status": "accepted"}]}
+    loaded = load_json({"resourceType": "Bundle", "type": "collection",
+                        "entry": [{"resource": appt}]}, source="test")
+    assert loaded.issues == [] and loaded.resources[0].patient_id == "p-appt"
+    [e], issues = normalize_all(loaded.resources)
+    assert issues == [] and e.patient_id == "p-appt" and e.date == "2026-12-03T09:30:00Z"
+    assert e.data["with"] == ["Dr. Synthetic Heart"] and e.data["location"] == "Heart Clinic"
+    assert e.data["status"] == "booked" and e.data["reason"] == "Heart failure"
+    for part in ("Cardiology follow-up", "booked", "2026-12-03", "Dr. Synthetic Heart",
+                 "Heart Clinic"):
+        assert part in e.text
