@@ -4,6 +4,7 @@ feedback, the patient print view, keyboard-only use, a tablet viewport and the f
 
 from __future__ import annotations
 
+import os
 import re
 
 import httpx
@@ -31,7 +32,10 @@ from ui_flows import (
 
 
 def _shot(page: Page, name: str, *, readme: bool = False) -> None:
-    folder = SCREENSHOTS if readme else ARTIFACTS
+    # The README's images change only on request (CHARTDRAFT_UPDATE_SCREENSHOTS=1), so a test run
+    # does not leave modified tracked files behind; otherwise they go with the other artifacts.
+    folder = SCREENSHOTS if readme and os.environ.get("CHARTDRAFT_UPDATE_SCREENSHOTS") \
+        else ARTIFACTS
     folder.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(folder / f"{name}.png"), full_page=not readme)
 
