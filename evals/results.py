@@ -109,41 +109,31 @@ def clean(obj: Any) -> Any:
 
 def checker_meta_eval() -> dict[str, Any] | None:
     """Precision/recall of the checks on the labelled corpus, when the guardrails provide it."""
-    corpus_dir = REPO_ROOT / "tests" / "guardrails" / "corpus"
     try:
         from chartdraft_guardrails.meta_eval import meta_evaluate
     except ImportError:
         return {"available": False, "reason": "chartdraft_guardrails.meta_eval not installed"}
-    if not corpus_dir.is_dir():
-        return {"available": False, "reason": f"no labelled corpus at {corpus_dir}"}
+    # The Synthea sample bundles sit beside a checkout; elsewhere their rows are skipped (and said).
+    synthea = REPO_ROOT.parent / "shared" / "data" / "synthea-r4-bundles"
     try:
-        rows = load_corpus(corpus_dir)
+        rows, skipped = load_corpus(synthea)
         result = meta_evaluate(rows)
     except Exception as exc:  # a corpus being edited must not lose the run: report it
         return {"available": False, "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
     if hasattr(result, "model_dump"):
         result = result.model_dump(mode="json")
-    return {"available": True, "rows": len(rows), "result": json.loads(
-        json.dumps(result, default=str))}
+    return {"available": True, "rows": len(rows), "skipped": skipped,
+            "result": json.loads(json.dumps(result, default=str))}
 
 
-def load_corpus(corpus_dir: Path) -> list[Any]:
-    """Labelled rows through the guardrails tests' own loader (it resolves charts into Evidence).
+def load_corpus(synthea_dir: Path | None) -> tuple[list[Any], dict[str, str]]:
+    """Labelled rows from the corpus shipped in chartdraft_guardrails (charts resolved into
+    Evidence), and the row files skipped with why (the Synthea rows need the bundles, which only a
+    checkout beside ../shared/data has)."""
+    from chartdraft_guardrails.corpus import load
 
-    The loader lives beside the corpus in tests/guardrails, not in an installed package, so it is
-    imported from its file.
-    """
-    import importlib.util
-
-    loader = corpus_dir.parent / "corpus_loader.py"
-    if not loader.exists():
-        raise FileNotFoundError(f"no corpus loader at {loader}")
-    spec = importlib.util.spec_from_file_location("chartdraft_corpus_loader", loader)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    shared = getattr(mod, "SYNTHEA", None)
-    return list(mod.all_rows(include_synthea=bool(shared and Path(shared).exists())))
+    corpus = load(synthea_dir)
+    return corpus.rows, corpus.skipped
 
 
 def write_outputs(results: dict[str, Any], out: Path) -> None:

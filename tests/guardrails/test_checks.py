@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from chartdraft_guardrails.api import check_draft, check_draft_json, check_statement
 from chartdraft_guardrails.citation import is_clinical
+from chartdraft_guardrails.corpus import synthetic_charts
 from chartdraft_guardrails.injection import scan_evidence
 from chartdraft_guardrails.policy import ReaskRequest, apply_policy, load_policy
 from chartdraft_guardrails.statement import CheckResult, Statement, worst
 
 from retrieval.errors import BadInput
 from retrieval.evidence import Evidence
-from tests.guardrails.corpus_loader import synthetic_charts
 
 
 @pytest.fixture()

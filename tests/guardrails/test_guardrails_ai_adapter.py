@@ -7,9 +7,8 @@ import socket
 from typing import Any
 
 import pytest
+from chartdraft_guardrails.corpus import synthetic_charts
 from chartdraft_guardrails.statement import Statement
-
-from tests.guardrails.corpus_loader import synthetic_charts
 
 pytest.importorskip("guardrails", reason="guardrails-ai is not installed")
 

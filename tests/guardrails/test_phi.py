@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from chartdraft_guardrails import phi
+from chartdraft_guardrails.corpus import synthetic_charts
 from chartdraft_guardrails.phi import (
     Deidentifier,
     allowed_identifiers,
@@ -14,7 +15,6 @@ from chartdraft_guardrails.phi import (
 )
 
 from retrieval.errors import CheckFailed
-from tests.guardrails.corpus_loader import synthetic_charts
 
 SENTENCES = [
     # (text, identifiers that must be found)

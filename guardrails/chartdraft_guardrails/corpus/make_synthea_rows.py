@@ -1,6 +1,7 @@
 """Write synthea.yaml: labelled statements over the shared Synthea bundles.
 
-Run from the repo root: ``.venv/bin/python tests/guardrails/corpus/make_synthea_rows.py``.
+Run from the repo root: ``.venv/bin/python -m chartdraft_guardrails.corpus.make_synthea_rows``
+(optionally followed by the bundle folder; default ``../shared/data/synthea-r4-bundles``).
 Statements are built from the charts' own data (correct paraphrases) and from deliberate edits of
 it (a defect per row). Labels come from how the statement was built, never from the checks.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,7 @@ from retrieval.evidence import Evidence
 from retrieval.fhir_load import load_path
 from retrieval.normalize import normalize_all
 
-ROOT = Path(__file__).resolve().parents[3]
-SYNTHEA = ROOT.parent / "shared" / "data" / "synthea-r4-bundles"
+DEFAULT_SYNTHEA = Path("..") / "shared" / "data" / "synthea-r4-bundles"
 OUT = Path(__file__).with_name("synthea.yaml")
 MONTHS = [
     "January",
@@ -486,9 +487,13 @@ def rows_for(
     return out
 
 
-def main() -> None:
-    files = sorted(p.name for p in SYNTHEA.glob("*.json"))
-    charts = {f: normalize_all(load_path(SYNTHEA / f).resources)[0] for f in files}
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    synthea = Path(args[0]) if args else DEFAULT_SYNTHEA
+    files = sorted(p.name for p in synthea.glob("*.json"))
+    if not files:
+        raise SystemExit(f"no Synthea bundles (*.json) in {synthea}: pass their folder")
+    charts = {f: normalize_all(load_path(synthea / f).resources)[0] for f in files}
     rng = random.Random(7)
     rows: list[dict[str, Any]] = []
     for i, f in enumerate(files):
