@@ -145,22 +145,59 @@ def write_outputs(results: dict[str, Any], out: Path) -> None:
     (out / "report.html").write_text(render(results), encoding="utf-8")
 
 
-def log_mlflow(results: dict[str, Any], uri: str, out: Path) -> bool:
-    """Log headline metrics and the artifacts to MLflow, only if it is installed."""
+def log_mlflow(results: dict[str, Any], uri: str, out: Path) -> dict[str, str]:
+    """Log each backend's run to MLflow: params, headline metrics, results.json and report.html.
+
+    Returns the MLflow run id per backend. MLflow is optional: without it, or when the tracking
+    store fails, this raises (what/where/fix) after the results are already written to ``out``.
+    """
+    import os
+
+    from retrieval.errors import BadInput, StoreError
+
+    # MLflow 3 sends usage telemetry from the moment it is imported: drafts and their metrics stay
+    # on this machine, so it is switched off first (forced: a site's env must not turn it back on).
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     try:
-        import mlflow  # type: ignore[import-not-found]
-    except ImportError:
-        return False
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(f"chartdraft-{results['manifest']['suite']['name']}")
-    for backend, run in results["runs"].items():
-        with mlflow.start_run(run_name=backend):
-            man = results["manifest"]
-            mlflow.log_params({"backend": backend, "git_commit": man["git_commit"],
-                               "suite_sha256": man["suite"]["sha256"],
-                               "settings": man["settings_fingerprint"]})
-            mlflow.log_metrics({k: v["value"] for k, v in run["aggregate"].items()
-                                if v.get("value") is not None})
-            mlflow.log_artifact(str(out / "results.json"))
-            mlflow.log_artifact(str(out / "report.html"))
-    return True
+        import mlflow
+    except ImportError as exc:
+        raise BadInput(
+            f"MLflow is not installed, so the run was not logged ({exc}); the results are in "
+            f"{out / 'results.json'}",
+            where="--mlflow-uri", fix="pip install mlflow-skinny, or leave out --mlflow-uri",
+        ) from exc
+    try:
+        from mlflow.telemetry import get_telemetry_client, set_telemetry_client
+    except ImportError:  # MLflow before 3.2 has no telemetry
+        pass
+    else:
+        if get_telemetry_client() is not None:  # imported before us: drop the client it made
+            set_telemetry_client()
+    if uri.startswith("file:") or "://" not in uri:
+        # MLflow 3.17 refuses its file store unless opted in; with mlflow-skinny (no alembic, so
+        # no sqlite store) a folder is the local store there is. An explicit "false" still wins.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    man = results["manifest"]
+    ids: dict[str, str] = {}
+    try:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment(f"chartdraft-{man['suite']['name']}")
+        for backend, run in results["runs"].items():
+            with mlflow.start_run(run_name=backend) as active:
+                mlflow.log_params({"backend": backend, "git_commit": man["git_commit"],
+                                   "suite_sha256": man["suite"]["sha256"],
+                                   "settings": man["settings_fingerprint"]})
+                mlflow.log_metrics({k: v["value"] for k, v in run["aggregate"].items()
+                                    if v.get("value") is not None})
+                mlflow.log_artifact(str(out / "results.json"))
+                mlflow.log_artifact(str(out / "report.html"))
+                ids[backend] = active.info.run_id
+    except Exception as exc:  # MlflowException, OSError, HTTP errors: say which store and why
+        raise StoreError(
+            f"MLflow logging failed ({type(exc).__name__}: {str(exc)[:600]}); the results are in "
+            f"{out / 'results.json'}",
+            where=f"--mlflow-uri {uri}",
+            fix="check the tracking URI (a local folder as file:///path, or a tracking server as "
+                "http://host:5000) and that its server is up",
+        ) from exc
+    return ids
