@@ -14,11 +14,18 @@ from datetime import date
 from typing import Any
 
 from assistant.draft import DraftStatement, Section
+from retrieval.dates import date_text, day_of
 from retrieval.evidence import Evidence
 from retrieval.knowledge import Criterion, Policy, evidence_for_criterion, relevant_docs
 from retrieval.normalize_common import fmt_num, unit_text
 from retrieval.normalize_meds import soften
-from retrieval.plans import ACTIVE_CONDITION, ACTIVE_MED, STOPPED_MED, find_encounter
+from retrieval.plans import (
+    ACTIVE_CONDITION,
+    ACTIVE_MED,
+    PENDING_ORDER,
+    STOPPED_MED,
+    find_encounter,
+)
 
 NOT_DOCUMENTED = "Not documented in the chart."
 SECTIONS: dict[str, list[str]] = {
@@ -38,7 +45,6 @@ _ROUTES = {"oral": "by mouth", "subcutaneous": "as a shot under the skin",
            "topical": "on your skin", "transdermal": "on your skin"}
 _NO_ALLERGY = ("716186003", "409137002", "428607008")
 _FOLLOW_UP = ("390906007", "185389009")
-_PENDING_ORDER = ("draft", "active", "on-hold")
 
 
 def _st(text: str, cites: list[str] | None = None) -> DraftStatement:
@@ -48,10 +54,6 @@ def _st(text: str, cites: list[str] | None = None) -> DraftStatement:
 
 def _missing() -> DraftStatement:
     return _st(NOT_DOCUMENTED)
-
-
-def _day(v: Any) -> str | None:
-    return v[:10] if isinstance(v, str) and v else None
 
 
 def _sentences(text: str) -> list[str]:
@@ -126,12 +128,13 @@ def classify_meds(meds: list[Evidence], stay: Evidence | None) -> dict[str, list
     stopped = [m for m in meds if m.data.get("status") in STOPPED_MED]
     out: dict[str, list[Any]] = {"new": [], "changed": [], "stopped": [], "continued": []}
     used: set[str] = set()
-    start = _day(stay.data.get("start") or stay.date) if stay else None
-    end = _day(stay.data.get("end")) if stay else None
+    # Days, not text: only an order dated to the day can be placed inside the stay.
+    start = day_of(stay.data.get("start") or stay.date) if stay else None
+    end = day_of(stay.data.get("end")) if stay else None
     for m in sorted(active, key=lambda e: e.title.lower()):
         old = next((s for s in stopped if s.id not in used and _ingredient(s) == _ingredient(m)),
                    None)
-        authored = _day(m.data.get("authored_on") or m.date)
+        authored = day_of(m.data.get("authored_on") or m.date)
         if old is not None:
             used.add(old.id)
             out["changed"].append((m, old))
@@ -210,6 +213,12 @@ def _value(e: Evidence) -> str | None:
     return f"{shown} {unit_text(unit)}".strip()
 
 
+def _on(when: str | None) -> str:
+    """A result's date as ' on <date>', or nothing when it is undated (never 'on None')."""
+    d = date_text(when)
+    return f" on {d}" if d else ""
+
+
 def _short(name: str) -> str:
     return name.split(" [")[0]
 
@@ -226,13 +235,13 @@ def result_statements(obs: list[Evidence], limit: int = 12) -> list[DraftStateme
         g.sort(key=lambda x: x.date or "")
         last = g[-1]
         name = _short(last.title)
-        text = f"{name}: {_value(last)} on {_day(last.date)}"
+        text = f"{name}: {_value(last)}{_on(last.date)}"
         if len(g) >= 2:
             first = g[-2]  # the change since the previous value is what a reader acts on
             a, b = first.data.get("value"), last.data.get("value")
             if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a != b:
                 trend = "rising" if b > a else "falling"
-                text += f", {trend} from {_value(first)} on {_day(first.date)}"
+                text += f", {trend} from {_value(first)}{_on(first.date)}"
         out.append(_st(text + ".", [x.id for x in g]))
     return out
 
@@ -263,7 +272,7 @@ def _of(chart: list[Evidence], *types: str) -> list[Evidence]:
 
 def _order_statement(e: Evidence, *, patient: bool) -> DraftStatement:
     name = str(e.data.get("code") or e.title)
-    when = _day(e.data.get("occurrence"))
+    when = date_text(e.data.get("occurrence"))
     codes = {c.code for c in e.codes}
     if codes & set(_FOLLOW_UP) or "follow-up" in name.lower():
         text = f"Follow-up: {name}" + (f" on {when}." if when else ".")
@@ -282,8 +291,8 @@ def _order_statement(e: Evidence, *, patient: bool) -> DraftStatement:
         return _st(f"Your doctor ordered {name}. It is waiting for approval from your health "
                    "plan.", [e.id])
     return _st(f"Pending order: {name} ({status}"
-               + (f", ordered {_day(e.data.get('authored_on'))}" if e.data.get("authored_on")
-                  else "") + ").", [e.id])
+               + (f", ordered {d}" if (d := date_text(e.data.get("authored_on"))) else "")
+               + ").", [e.id])
 
 
 def _summary(chart: list[Evidence]) -> dict[str, list[DraftStatement]]:
@@ -294,8 +303,8 @@ def _summary(chart: list[Evidence]) -> dict[str, list[DraftStatement]]:
     meds = [m for m in _of(chart, "MedicationRequest") if m.data.get("status") in ACTIVE_MED]
     out["Medications"] = [
         _st(f"{drug_name(m)}: {how_to_take(m)}"
-            + (f", active since {_day(m.data.get('authored_on'))}"
-               if m.data.get("authored_on") else "") + ".", [m.id])
+            + (f", active since {d}" if (d := date_text(m.data.get("authored_on"))) else "")
+            + ".", [m.id])
         for m in sorted(meds, key=lambda e: e.title.lower())]
     out["Allergies"] = _allergy_statements(_of(chart, "AllergyIntolerance"), patient=False)
     out["Recent results"] = result_statements(_of(chart, "Observation"))
@@ -303,7 +312,7 @@ def _summary(chart: list[Evidence]) -> dict[str, list[DraftStatement]]:
     procs = sorted(_of(chart, "Procedure"), key=lambda e: e.date or "", reverse=True)[:5]
     out["Recent encounters and procedures"] = [_st(e.text.rstrip(".") + ".", [e.id])
                                                for e in encs + procs]
-    orders = [o for o in _of(chart, "ServiceRequest") if o.data.get("status") in _PENDING_ORDER]
+    orders = [o for o in _of(chart, "ServiceRequest") if o.data.get("status") in PENDING_ORDER]
     drafts = [m for m in _of(chart, "MedicationRequest") if m.data.get("status") == "draft"]
     out["Open items"] = [_order_statement(o, patient=False) for o in orders] + [
         _st(f"Pending order: {drug_name(m)}, {how_to_take(m)} (draft).", [m.id]) for m in drafts]
@@ -313,7 +322,7 @@ def _summary(chart: list[Evidence]) -> dict[str, list[DraftStatement]]:
 def _condition_text(c: Evidence) -> str:
     name = str(c.data.get("name") or c.title)
     icd = (c.data.get("icd10") or [None])[0]
-    onset = _day(c.data.get("onset")) if isinstance(c.data.get("onset"), str) else None
+    onset = date_text(c.data.get("onset"))
     return name + (f" (ICD-10 {icd})" if icd else "") + (f", since {onset}" if onset else "") + "."
 
 
@@ -323,7 +332,7 @@ def _discharge(chart: list[Evidence], knowledge: list[Evidence],
     stay = find_encounter(chart, encounter_id)
     why: list[DraftStatement] = []
     if stay is not None:
-        start, end = _day(stay.data.get("start")), _day(stay.data.get("end"))
+        start, end = date_text(stay.data.get("start")), date_text(stay.data.get("end"))
         reason = stay.data.get("reason")
         # Short sentences: discharge instructions aim at a 6th-grade reading level.
         text = "You were in the hospital" + (f" from {start}" if start else "") + (
@@ -331,7 +340,7 @@ def _discharge(chart: list[Evidence], knowledge: list[Evidence],
             f" You were treated for {str(reason).lower()}." if reason else "")
         why.append(_st(text, [stay.id]))
         for p in _of(chart, "Procedure"):
-            when = _day(p.data.get("performed"))
+            when = date_text(p.data.get("performed"))
             # Two short sentences read easier than one with a trailing date.
             why.append(_st(f"You had this done: {str(p.data.get('name')).lower()}."
                            + (f" It was on {when}." if when else ""), [p.id]))
@@ -341,7 +350,7 @@ def _discharge(chart: list[Evidence], knowledge: list[Evidence],
     docs = relevant_docs(knowledge, chart)
     out["Warning signs and when to get help"] = _knowledge_statements(
         knowledge, docs, ("warning-signs",))
-    orders = [o for o in _of(chart, "ServiceRequest") if o.data.get("status") in _PENDING_ORDER]
+    orders = [o for o in _of(chart, "ServiceRequest") if o.data.get("status") in PENDING_ORDER]
     out["Follow-up appointments and pending results"] = [
         _order_statement(o, patient=True) for o in sorted(orders, key=lambda e: e.date or "")]
     out["Diet and activity"] = _knowledge_statements(knowledge, docs, ("diet", "activity"))
@@ -354,7 +363,7 @@ def find_order(chart: list[Evidence], order_id: str | None,
     if order_id:
         return next((e for e in orders if e.id == order_id or e.id.split("/", 1)[-1] == order_id),
                     None)
-    covered = [e for e in orders if policy is not None and e.data.get("status") in _PENDING_ORDER
+    covered = [e for e in orders if policy is not None and e.data.get("status") in PENDING_ORDER
                and any(policy.applies_to_code(c.system, c.code) for c in e.codes)]
     return max(covered, key=lambda e: e.date or "", default=None)
 
@@ -388,7 +397,7 @@ def _prior_auth(chart: list[Evidence], knowledge: list[Evidence], order_id: str 
         text = f"Requested: {name}" + (f" ({codes})" if codes else "")
         if order.resource_type == "MedicationRequest":
             text += f", {how_to_take(order)}"
-        authored = _day(order.data.get("authored_on") or order.date)
+        authored = date_text(order.data.get("authored_on") or order.date)
         out["Requested service"] = [_st(text + (f", ordered {authored}." if authored else "."),
                                         [order.id])]
     conds = sorted(_of(chart, "Condition"), key=lambda e: (e.data.get("status") not in
@@ -412,8 +421,8 @@ def _prior_auth(chart: list[Evidence], knowledge: list[Evidence], order_id: str 
     groups = classify_meds(_of(chart, "MedicationRequest"), None)
     # A dose change is not a treatment that was tried and given up.
     tried = groups["stopped"]
-    prior = [_st(f"Tried {drug_name(m)}" + (f", ordered {_day(m.data.get('authored_on'))}"
-                                             if m.data.get("authored_on") else "")
+    prior = [_st(f"Tried {drug_name(m)}"
+                 + (f", ordered {d}" if (d := date_text(m.data.get("authored_on"))) else "")
                  + f"; now {m.data.get('status')}.", [m.id]) for m in tried]
     therapy = [p for p in _of(chart, "Procedure")
                if re.search(r"therapy|injection|brace", p.title, re.I)]

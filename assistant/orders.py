@@ -6,6 +6,7 @@ from retrieval.chart_store import ChartStore
 from retrieval.errors import BadInput, NotFound
 from retrieval.evidence import Evidence
 from retrieval.knowledge import Policy, policies
+from retrieval.plans import PENDING_ORDER
 
 ORDER_TYPES = ("ServiceRequest", "MedicationRequest")
 
@@ -20,8 +21,9 @@ def find_order(chart: list[Evidence], order_id: str | None) -> Evidence | None:
                 return e
         raise NotFound(f"order {order_id!r} is not in this patient's chart",
                        where="order_id", fix="pass a ServiceRequest or MedicationRequest id")
+    # A missing status is not pending (see PENDING_ORDER): never picked for a letter unasked.
     covered = [e for e in orders if policy_for_evidence(e) is not None
-               and (e.data.get("status") in ("draft", "active", "on-hold", None))]
+               and e.data.get("status") in PENDING_ORDER]
     covered.sort(key=lambda e: e.date or "", reverse=True)
     return covered[0] if covered else None
 

@@ -22,8 +22,10 @@ import random
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
+
+from chartdraft_guardrails.readability import measure
+from chartdraft_guardrails.readability import syllables as count_syllables
 
 UNSUPPORTED = ("unsupported", "uncited", "invalid_citation")
 Supports = Callable[[str, list[str]], bool]
@@ -213,32 +215,16 @@ def sections_present(titles_with_statements: Iterable[str], required: Iterable[s
 
 # ---- readability -----------------------------------------------------------------------------
 
-_WORD = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)?")
-_SENT = re.compile(r"[.!?]+(?:\s|$)")
-
-
-def count_syllables(word: str) -> int:
-    """Syllables by hyphenation points (pyphen's bundled dictionaries, no download) plus one."""
-    if not word:
-        return 0
-    return len(_pyphen_dic().positions(word.lower())) + 1
-
-
-@lru_cache(maxsize=1)
-def _pyphen_dic() -> Any:
-    import pyphen
-
-    return pyphen.Pyphen(lang="en_US")
-
-
+# The eval grades with the readability check's own counting and formula, with one deliberate
+# difference: every word is graded as written. The check grades drug names and units as one
+# syllable (a draft cannot reword "hydrochloride"), which is right for a gate on what the model
+# can change; the eval reports what the patient actually reads, so it reads stricter.
 def fk_grade(text: str, syllables: Callable[[str], int] = count_syllables) -> float:
-    """Flesch-Kincaid grade: 0.39 words/sentence + 11.8 syllables/word - 15.59."""
-    words = _WORD.findall(text)
-    if not words:
-        return math.nan
-    sentences = max(1, len(_SENT.findall(text.strip() + " ")))
-    syl = sum(syllables(w) for w in words)
-    return 0.39 * len(words) / sentences + 11.8 * syl / len(words) - 15.59
+    """Flesch-Kincaid grade (unrounded): 0.39 words/sentence + 11.8 syllables/word - 15.59.
+
+    NaN when there is no word. ``syllables`` is for tests that hand-compute the expected grade.
+    """
+    return measure(text, syllables).grade
 
 
 # ---- aggregation -----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
+from retrieval.dates import day_of
 from retrieval.errors import BadInput
 from retrieval.evidence import Evidence
 
@@ -234,11 +235,8 @@ def required_facts(chart: list[Evidence], doc_type: str) -> tuple[list[str], lis
 
 
 def age_band(birth: str | None, today: date) -> str:
-    if not birth:
-        return "unknown"
-    try:
-        b = date.fromisoformat(birth[:10])
-    except ValueError:
+    b = day_of(birth)
+    if b is None:  # missing, malformed or partial (a year alone leaves the band uncertain)
         return "unknown"
     age = today.year - b.year - ((today.month, today.day) < (b.month, b.day))
     for lo, hi, label in ((0, 17, "0-17"), (18, 44, "18-44"), (45, 64, "45-64")):

@@ -34,6 +34,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
+from retrieval.dates import day_of
 from retrieval.errors import BadInput
 from retrieval.evidence import Code, Evidence
 
@@ -209,11 +210,8 @@ def _value_ok(needs: Needs, e: Evidence) -> bool:
 def _recent(needs: Needs, e: Evidence, today: date) -> bool:
     if needs.within_days is None:
         return True
-    if not e.date:
-        return False
-    try:
-        when = date.fromisoformat(e.date[:10])
-    except ValueError:
+    when = day_of(e.date)
+    if when is None:  # undated or only a year/month: recency cannot be shown
         return False
     return today - timedelta(days=needs.within_days) <= when <= today
 

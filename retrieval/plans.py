@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from retrieval.dates import day_of
 from retrieval.errors import BadInput
 from retrieval.evidence import Evidence
 from retrieval.knowledge import Policy, evidence_for_criterion
@@ -21,6 +22,9 @@ DOC_TYPES = ("summary", "discharge-instructions", "prior-auth")
 ACTIVE_MED = ("active", "on-hold")
 STOPPED_MED = ("stopped", "cancelled", "completed")
 ACTIVE_CONDITION = ("active", "recurrence", "relapse")
+# An order still to be done (and the only kind a prior-auth letter may ask for). One without a
+# status is not pending: status is required on ServiceRequest and MedicationRequest, so a
+# missing one is broken data, and a letter must not request what may be revoked or completed.
 PENDING_ORDER = ("draft", "active", "on-hold")
 # How many chart units one prior-auth criterion may make required (newest first).
 PER_CRITERION = 3
@@ -130,15 +134,6 @@ def plan_for(doc_type: str, *, encounter_id: str | None = None, order_id: str | 
                 order_id=order_id, policy=policy)
 
 
-def _day(value: str | None) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return None
-
-
 def _ref(encounter_id: str) -> str:
     return encounter_id if "/" in encounter_id else f"Encounter/{encounter_id}"
 
@@ -164,8 +159,8 @@ def in_encounter(e: Evidence, enc: Evidence) -> bool:
         return True
     if e.resource_type == "Encounter":
         return False
-    when, start = _day(e.date), _day(enc.data.get("start") or enc.date)
-    end = _day(enc.data.get("end")) or start
+    when, start = day_of(e.date), day_of(enc.data.get("start") or enc.date)
+    end = day_of(enc.data.get("end")) or start
     return bool(when and start and end and start <= when <= end)
 
 
@@ -178,7 +173,7 @@ def apply_pick(pick: StructuredPick, evidence: list[Evidence], *, today: date | 
         out = [e for e in out if e.data.get("status") in pick.statuses]
     if pick.since_days is not None:
         floor = today - timedelta(days=pick.since_days)
-        out = [e for e in out if (d := _day(e.date)) is not None and d >= floor]
+        out = [e for e in out if (d := day_of(e.date)) is not None and d >= floor]
     if pick.encounter_scoped:
         enc = find_encounter(evidence, encounter_id)
         if enc is None:

@@ -24,12 +24,12 @@ from assistant.auth import check_patient, mint_dev_token, require
 from assistant.orders import ORDER_TYPES, policy_for_evidence
 from retrieval.errors import NotFound
 from retrieval.evidence import Evidence
+from retrieval.plans import PENDING_ORDER
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(prefix="/ui", include_in_schema=False,
                    responses={k: PROBLEM_SCHEMA for k in (401, 403, 404)})
-OPEN_ORDER_STATUSES = ("draft", "active", "on-hold", None)
 # A hash of the static files in their URLs, so a browser never runs a stale app.js.
 ASSET_VERSION = hashlib.sha256(b"".join(
     p.read_bytes() for p in sorted((HERE / "static").glob("*.*")))).hexdigest()[:10]
@@ -144,7 +144,7 @@ def patient_context(patient_id: str, svc: Svc, p: CurrentUser) -> dict[str, Any]
     encounters = sorted((e for e in chart if e.resource_type == "Encounter"),
                         key=lambda e: e.date or "", reverse=True)
     orders = sorted((e for e in chart if e.resource_type in ORDER_TYPES
-                     and e.data.get("status") in OPEN_ORDER_STATUSES),
+                     and e.data.get("status") in PENDING_ORDER),
                     key=lambda e: e.date or "", reverse=True)
     svc.audit(p, "chart.read", patient_id=patient_id, purpose="ui: allergies, encounters, orders",
               evidence_ids=[e.id for e in real])

@@ -6,19 +6,25 @@ exactly; no rewording can shorten them. So every such word counts as a word (it 
 sentence) of ONE syllable, and numbers count as no word at all (as before). Everything else --
 the instructions around the names -- is graded as written. The caller passes the label words (the
 chart's medication and allergy names); units are known here.
+
+The formula and the counting (``measure``) are shared with the eval harness
+(``evals.metrics.fk_grade``), which grades every word as written: see there for why.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import pyphen
 
 _dic: pyphen.Pyphen | None = None
-_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+# Straight or curly apostrophe: models write "don’t", and it is one word as "don't" is.
+_WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]*")
 _SENT = re.compile(r"[.!?]+(?:\s|$)|\n+")
 UNIT_WORDS = frozenset(
     ["mg", "mcg", "ug", "g", "kg", "ml", "l", "meq", "unt", "unit", "units", "iu", "actuat"]
@@ -40,7 +46,7 @@ def syllables(word: str) -> int:
     Hyphenation dictionaries skip breaks near word ends ("every" -> 1 break), so take the larger
     of the two estimates, corrected for a silent final e.
     """
-    w = word.lower().strip("'-")
+    w = word.lower().strip("'’-")
     if not w:
         return 0
     hy = len(_pyphen().positions(w)) + 1
@@ -63,17 +69,31 @@ def label_words(names: list[str]) -> frozenset[str]:
     return frozenset(w.lower() for n in names for w in _WORD.findall(n) if len(w) > 1)
 
 
-def fk_grade(text: str, label: AbstractSet[str] = frozenset()) -> Readability:
-    """Flesch-Kincaid grade; words in ``label`` (and units) count as one syllable each."""
+def measure(text: str, syllables_of: Callable[[str], int] = syllables) -> Readability:
+    """Flesch-Kincaid grade, unrounded: 0.39 words/sentence + 11.8 syllables/word - 15.59.
+
+    Words are letters (numbers are not words); a sentence ends at . ! ? or a line break and has
+    a word. ``grade`` is NaN when there is no word to grade.
+    """
     words = _WORD.findall(text)
-    sentences = max(1, len([s for s in _SENT.split(text) if _WORD.search(s)]))
     if not words:
-        return Readability(0.0, 0, 0, 0)
-    syl = sum(
-        1 if w.lower() in label or w.lower() in UNIT_WORDS else syllables(w) for w in words
-    )
+        return Readability(math.nan, 0, 0, 0)
+    sentences = max(1, len([s for s in _SENT.split(text) if _WORD.search(s)]))
+    syl = sum(syllables_of(w) for w in words)
     grade = 0.39 * len(words) / sentences + 11.8 * syl / len(words) - 15.59
-    return Readability(round(grade, 1), len(words), sentences, syl)
+    return Readability(grade, len(words), sentences, syl)
+
+
+def fk_grade(text: str, label: AbstractSet[str] = frozenset()) -> Readability:
+    """Flesch-Kincaid grade to 0.1; words in ``label`` (and units) count as one syllable each."""
+
+    def syl(w: str) -> int:
+        return 1 if w.lower() in label or w.lower() in UNIT_WORDS else syllables(w)
+
+    r = measure(text, syl)
+    if not r.words:
+        return Readability(0.0, 0, 0, 0)
+    return replace(r, grade=round(r.grade, 1))
 
 
 def check_readability(

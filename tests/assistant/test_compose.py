@@ -235,3 +235,61 @@ def test_questionnaire_response_is_valid_fhir_with_dtr_origin(cases: list[Case])
            if "valueBoolean" in i["answer"][0]}
     for n, c in enumerate(case.policy.criteria):
         assert met[c.id] == bool(crit[n].citations)
+
+
+def _ev(rid: str, rtype: str, when: str | None = None, **data: object) -> Evidence:
+    return Evidence(id=rid, patient_id="p1", resource_type=rtype, title=rid, text=rid, date=when,
+                    data=dict(data))
+
+
+def test_new_medicines_are_those_ordered_on_a_day_of_the_stay() -> None:
+    """Days, not text: a datetime counts by its written day; a month alone is not in the stay."""
+    stay = _ev("Encounter/s", "Encounter", "2025-05-10T22:00:00Z", status="finished",
+               start="2025-05-10T22:00:00Z", end="2025-05-12T09:00:00Z")
+    meds = [_ev(f"MedicationRequest/{k}", "MedicationRequest", status="active", drug=f"{k} 5 MG",
+                authored_on=when) for k, when in [
+        ("first", "2025-05-10"), ("zoned", "2025-05-11T23:30:00-05:00"),
+        ("lastday", "2025-05-12T23:00:00Z"), ("after", "2025-05-13"), ("month", "2025-05"),
+        ("junk", "during the stay")]]
+    groups = classify_meds(meds, stay)
+    assert {m.id.split("/")[1] for m in groups["new"]} == {"first", "zoned", "lastday"}
+    assert {m.id.split("/")[1] for m in groups["continued"]} == {"after", "month", "junk"}
+
+
+def test_dates_are_copied_at_their_precision_and_junk_is_left_out() -> None:
+    chart = [
+        _ev("Patient/p1", "Patient"),
+        _ev("Condition/c", "Condition", "2019", status="active", name="Asthma", onset="2019"),
+        _ev("MedicationRequest/m", "MedicationRequest", status="active", drug="albuterol",
+            authored_on="not recorded"),
+        _ev("Observation/o", "Observation", None, status="final", value=7.1, unit="%"),
+        _ev("ServiceRequest/r", "ServiceRequest", "2025-05-03T10:00:00+02:00", status="active",
+            code="Chest X-ray", authored_on="2025-05-03T10:00:00+02:00"),
+    ]
+    secs = compose("summary", chart, required=set(), patient_id="p1")
+    texts = [s.text for s in _all(secs)]
+    assert any("since 2019" in t for t in texts), texts
+    assert any("(active, ordered 2025-05-03)" in t for t in texts), texts
+    assert not any(x in t for t in texts for x in ("None", "not recorded", "T10:00")), texts
+
+
+def test_an_order_without_a_status_is_never_picked_for_a_letter(cases: list[Case]) -> None:
+    """Missing status is invalid FHIR; a prior-auth letter asks only for a draft/active/on-hold
+    order, so neither the composer nor the pipeline's order finder picks one unasked."""
+    from assistant.compose import find_order as compose_find_order
+    from assistant.orders import find_order
+
+    case = cases[0]
+    chart = [e for e in case.chart if e.id != case.order.id]
+    assert find_order([*chart, case.order], None) == case.order
+    for status in (None, "completed", "revoked", "entered-in-error"):
+        data = {k: v for k, v in case.order.data.items() if k != "status"}
+        if status is not None:
+            data["status"] = status
+        order = case.order.model_copy(update={"data": data})
+        assert find_order([*chart, order], None) is None, status
+        assert compose_find_order([*chart, order], None, case.policy) is None, status
+    for status in ("draft", "active", "on-hold"):
+        order = case.order.model_copy(update={"data": {**case.order.data, "status": status}})
+        assert find_order([*chart, order], None) == order
+        assert compose_find_order([*chart, order], None, case.policy) == order

@@ -143,3 +143,21 @@ def test_latency_percentiles() -> None:
                      {"total": 6.0}])
     assert lat["gather"] == {"p50": 2.0, "p95": pytest.approx(2.9), "n": 2}
     assert lat["total"]["p50"] == 4.0
+
+
+def test_fk_grade_is_the_readability_checks_measure_without_its_label_allowance() -> None:
+    """One formula and one syllable counter for the eval and the check; the eval grades drug
+    names as written (what the patient reads), the check grades them as one syllable."""
+    from chartdraft_guardrails.readability import fk_grade as check_grade
+    from chartdraft_guardrails.readability import label_words
+
+    plain = "Take one pill each day. Drink water.\nCall us if you feel sick."
+    assert M.fk_grade(plain) == pytest.approx(check_grade(plain).grade, abs=0.05)
+    med = "Take hydrochlorothiazide every morning. Don’t stop taking lisinopril."
+    label = label_words(["hydrochlorothiazide 25 MG", "lisinopril 10 MG"])
+    assert M.fk_grade(med) == pytest.approx(check_grade(med).grade, abs=0.05)
+    assert M.fk_grade(med) > check_grade(med, label).grade
+    # A curly apostrophe joins a word as a straight one does.
+    assert M.fk_grade(med) == pytest.approx(M.fk_grade(med.replace("’", "'")))
+    # Syllables floored by vowel groups: pyphen alone reads "medicine" as one.
+    assert M.count_syllables("medicine") == 3

@@ -96,3 +96,19 @@ def test_mutations_change_the_chart_as_named() -> None:
 def test_suite_files_are_where_the_cli_looks() -> None:
     assert sorted(p.stem for p in SUITES_DIR.glob("*.yaml")) == [
         "adversarial", "core", "shared", "smoke"]
+
+
+def test_age_band_reads_the_birth_day_as_written() -> None:
+    from datetime import date
+
+    from evals.suite import age_band
+
+    today = date(2025, 6, 1)
+    assert age_band("1980-06-01", today) == "45-64"  # 45 on the day
+    assert age_band("1980-06-02", today) == "18-44"  # a day short of 45
+    assert age_band("1980-06-02T00:30:00+14:00", today) == "18-44"  # the written day, no shift
+    assert age_band("2010-01-01T08:00:00Z", today) == "0-17"
+    assert age_band("1950-03-04", today) == "65+"
+    # No day, no band (a year alone leaves 44 or 45 open): unknown, as before.
+    for birth in (None, "", "1980", "1980-06", "06/01/1980", "1980-02-30"):
+        assert age_band(birth, today) == "unknown", birth

@@ -131,3 +131,21 @@ def test_missing_folder_and_duplicate_ids(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="used twice"):
         load_kb(tmp_path)
     assert KB_DIR.is_dir()
+
+
+def test_recency_needs_a_whole_day_within_the_window() -> None:
+    """A year or month alone cannot show "within N days"; a datetime counts by its written day."""
+    sema = policy_for_code(RXNORM, "1991302")
+    assert sema is not None
+    a1c = sema.criteria[1]
+    today = date(2025, 6, 1)
+
+    def obs(rid: str, when: str | None) -> Evidence:
+        return _e(rid, "Observation", text="HbA1c", codes=[Code(code="4548-4")],
+                  data={"value": 7.9}, when=when)
+
+    chart = [obs("Observation/dt", "2025-05-20T23:30:00-05:00"),
+             obs("Observation/month", "2025-05"), obs("Observation/year", "2025"),
+             obs("Observation/none", None), obs("Observation/junk", "recently"),
+             obs("Observation/future", "2025-06-02")]
+    assert [e.id for e in evidence_for_criterion(a1c, chart, today=today)] == ["Observation/dt"]

@@ -13,6 +13,7 @@ from retrieval.knowledge import evidence_for_criterion, policies
 from retrieval.normalize import normalize_all
 from retrieval.plans import (
     DOC_TYPES,
+    PENDING_ORDER,
     StructuredPick,
     apply_pick,
     find_encounter,
@@ -148,3 +149,37 @@ def test_encounter_scope(charts: list[list[Evidence]]) -> None:
     # No encounters at all: an encounter-scoped pick is empty, never the whole chart.
     no_enc = [e for e in chart if e.resource_type != "Encounter"]
     assert apply_pick(notes_pick, no_enc) == []
+
+
+def _ev(rid: str, rtype: str, when: str | None, **data: object) -> Evidence:
+    return Evidence(id=rid, patient_id="p1", resource_type=rtype, title=rid, text=rid,
+                    date=when, data=dict(data))
+
+
+def test_date_window_and_stay_count_whole_days_only() -> None:
+    """A partial or malformed date is in no window and no stay; a datetime by its written day."""
+    recent = [_ev(f"Observation/{k}", "Observation", when, status="final") for k, when in [
+        ("dt", "2025-05-25T08:00:00+02:00"), ("day", "2025-05-02"), ("edge", "2025-05-01"),
+        ("month", "2025-05"), ("year", "2025"), ("junk", "soon"), ("none", None)]]
+    got = apply_pick(StructuredPick(resource_types=["Observation"], since_days=30), recent,
+                     today=ANCHOR)
+    assert [e.id for e in got] == ["Observation/dt", "Observation/day"]
+
+    stay = _ev("Encounter/s", "Encounter", "2025-05-10T22:00:00Z", status="finished",
+               start="2025-05-10T22:00:00Z", end="2025-05-12T09:00:00Z")
+    notes = [_ev(f"DocumentReference/{k}", "DocumentReference", when, status="current")
+             for k, when in [("first", "2025-05-10"), ("last", "2025-05-12T23:59:00Z"),
+                             ("after", "2025-05-13"), ("month", "2025-05")]]
+    got = apply_pick(StructuredPick(resource_types=["DocumentReference"], encounter_scoped=True),
+                     [stay, *notes], today=ANCHOR, encounter_id="Encounter/s")
+    assert {e.id for e in got} == {"DocumentReference/first", "DocumentReference/last"}
+
+
+def test_pending_orders_need_a_pending_status() -> None:
+    """draft / active / on-hold only: an order with no status (invalid FHIR) is not pending."""
+    assert PENDING_ORDER == ("draft", "active", "on-hold")
+    orders = [_ev(f"ServiceRequest/{s}", "ServiceRequest", "2025-05-01", status=s)
+              for s in ("draft", "active", "on-hold", "completed", "revoked")]
+    orders.append(_ev("ServiceRequest/none", "ServiceRequest", "2025-05-01"))
+    picked = {e.id for e in _picked("summary", orders)}
+    assert picked == {"ServiceRequest/draft", "ServiceRequest/active", "ServiceRequest/on-hold"}
