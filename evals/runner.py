@@ -48,12 +48,18 @@ class RunConfig:
     checker: bool = True  # also meta-evaluate the checks on their labelled corpus
 
 
-def _check_backends(names: list[str]) -> None:
+def _check_backends(names: list[str], *, service: str | None = None) -> None:
     ok = ("extractive", *MODEL_BACKENDS, *(BASELINE_PREFIX + b for b in MODEL_BACKENDS))
     for b in names:
         if b not in ok:
             raise BadInput(f"unknown backend {b!r}", where="--backend",
                            fix=f"use one or more of: {', '.join(ok)}")
+        if service and b.startswith(BASELINE_PREFIX):
+            # The baselines run LlamaIndex in this process; a service only drafts its own way.
+            raise BadInput(f"backend {b!r} cannot run against a service ({service})",
+                           where="--backend",
+                           fix="run the cqe- baselines in-process (leave out --service), or "
+                               f"pass --backend {','.join(('extractive', *MODEL_BACKENDS))}")
 
 
 def _state(out: Path, suite_hash: str) -> dict[str, Any]:
@@ -100,7 +106,7 @@ def run(cfg: RunConfig, *, progress: Progress | None = None) -> dict[str, Any]:
     """Run (or resume) a suite and return the results document (also written to OUT)."""
     from evals.results import build_results, write_outputs
 
-    _check_backends(cfg.backends)
+    _check_backends(cfg.backends, service=cfg.service)
     suite, suite_hash = load_suite(cfg.suite)
     out = Path(cfg.out)
     state = _state(out, suite_hash)
@@ -271,46 +277,126 @@ class _capped:
 
 
 class Service(_Engine):
-    """Drafts from a running chartdraft service; charts are POSTed to it first."""
+    """Drafts from a running chartdraft service; charts are POSTed to it first.
+
+    The token needs both ``chart.ingest`` and ``draft.create``: the ``ehr-service`` role.
+    """
+
+    POLL_S = 0.1
+    DEADLINE_S = 600.0  # one draft; a local model on a CPU can be slow, but not forever
 
     def __init__(self, cfg: RunConfig, charts: dict[str, Materialized]) -> None:
         import httpx
 
         headers = {"Authorization": f"Bearer {cfg.token}"} if cfg.token else {}
-        self.client = httpx.Client(base_url=cfg.service or "", headers=headers, timeout=600)
-        self.url = cfg.service
-        for m in charts.values():
-            for p in m.paths:
-                for f in _files(Path(p)):
-                    ctype = ("application/fhir+ndjson" if f.suffix == ".ndjson"
-                             else "application/fhir+json")
-                    r = self.client.post("/v1/charts", content=f.read_bytes(),
-                                         headers={"Content-Type": ctype})
-                    if r.status_code >= 400 and r.status_code != 422:
-                        raise BadInput(f"service refused chart {f}: {r.status_code} {r.text}",
-                                       where="--service", fix="check the URL and --token")
+        self.url = (cfg.service or "").rstrip("/")
+        self.client = httpx.Client(base_url=self.url, headers=headers,
+                                   timeout=httpx.Timeout(self.DEADLINE_S, connect=10))
+        self.patients: set[str] = set()
+        try:
+            for m in charts.values():
+                for p in m.paths:
+                    for ctype, body in _bodies(Path(p)):
+                        self._upload(ctype, body)
+        except BaseException:
+            self.client.close()
+            raise
 
-    def draft(self, case: Case, backend: str, events: list[DraftStatement]) -> Draft:
-        body = {"patient_id": case.patient_id, "doc_type": case.doc_type,
-                "encounter_id": case.encounter_id, "order_id": case.order_id}
-        if backend != "default":
-            body["backend"] = backend
-        r = self.client.post("/v1/drafts", json=body)
+    def _send(self, method: str, path: str, **kw: Any) -> Any:
+        import httpx
+
+        try:
+            r = self.client.request(method, path, **kw)
+        except httpx.ConnectError as exc:
+            raise BadInput(f"no chartdraft service answers at {self.url} ({exc})",
+                           where="--service",
+                           fix="start it (chartdraft serve) or correct the URL") from exc
+        except httpx.HTTPError as exc:
+            raise ChartdraftError(f"{method} {path} on {self.url} failed: "
+                                  f"{type(exc).__name__}: {exc}", where="--service",
+                                  fix="check the service is up and its log") from exc
         if r.status_code >= 400:
             raise _problem(r)
-        draft_id = r.json()["id"]
-        while True:
-            g = self.client.get(f"/v1/drafts/{draft_id}")
-            if g.status_code >= 400:
-                raise _problem(g)
-            data = g.json()
+        return r
+
+    def _upload(self, ctype: str, body: bytes) -> None:
+        from retrieval.errors import ChartError
+
+        try:
+            r = self._send("POST", "/v1/charts", content=body, headers={"Content-Type": ctype})
+        except ChartError:
+            # A file with no usable resource: the in-process ingest skips it too (its
+            # issues are reported there); a case on a patient it held fails on its own.
+            return
+        self.patients.update(r.json().get("patient_ids") or [])
+
+    def draft(self, case: Case, backend: str, events: list[DraftStatement]) -> Draft:
+        from retrieval.errors import NotFound
+
+        body = {"patient_id": case.patient_id, "doc_type": case.doc_type,
+                "encounter_id": case.encounter_id, "order_id": case.order_id,
+                "backend": backend}
+        try:
+            draft_id = self._send("POST", "/v1/drafts", json=body).json()["id"]
+        except NotFound as exc:
+            # The service decides (a case may expect the refusal); say when the cause is
+            # that its ingest did not yield the patient the suite's chart holds.
+            if case.patient_id in self.patients or exc.where != "patient_id":
+                raise
+            raise NotFound(f"{exc.detail}; the service did not report this patient when the "
+                           "suite's charts were posted to it", where="--service",
+                           fix="check the service's ingest (GET /v1/patients) and its log"
+                           ) from exc
+        self._follow(draft_id, events)
+        deadline = time.monotonic() + self.DEADLINE_S
+        while True:  # "done" is published after the draft is saved; this is a safety net
+            data = self._send("GET", f"/v1/drafts/{draft_id}").json()
             if data.get("status") in ("draft", "signed", "rejected", "failed"):
                 break
-            time.sleep(0.5)
+            if time.monotonic() > deadline:
+                raise ChartdraftError(f"draft {draft_id} still {data.get('status')!r} after "
+                                      f"{self.DEADLINE_S:.0f} s", where="--service",
+                                      fix="check the service's model backend and its log")
+            time.sleep(self.POLL_S)
         if data.get("status") == "failed":
-            raise ChartdraftError(f"service failed the draft: {data.get('checks')}")
-        return Draft.model_validate({k: v for k, v in data.items()
-                                     if k in Draft.model_fields})
+            raise ChartdraftError(f"the service failed draft {draft_id}: "
+                                  f"{data.get('error') or 'no reason given'}",
+                                  where="--service", fix="see the service's log")
+        return Draft.model_validate({k: v for k, v in data.items() if k in Draft.model_fields})
+
+    def _follow(self, draft_id: str, events: list[DraftStatement]) -> None:
+        """Statements as generated, from the draft's server-sent events (what the in-process
+        run gets from ``on_event``), so the as-generated metrics are measured here too."""
+        import httpx
+
+        path = f"/v1/drafts/{draft_id}/events"
+        deadline = time.monotonic() + self.DEADLINE_S
+        try:
+            with self.client.stream("GET", path, headers={"Accept": "text/event-stream"}) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    raise _problem(r)
+                name, data = "message", []
+                for line in r.iter_lines():
+                    if time.monotonic() > deadline:
+                        raise ChartdraftError(f"draft {draft_id} not done after "
+                                              f"{self.DEADLINE_S:.0f} s", where="--service",
+                                              fix="check the service's model backend and log")
+                    if line.startswith("event:"):
+                        name = line[6:].strip()
+                    elif line.startswith("data:"):
+                        data.append(line[5:].strip())
+                    elif not line:
+                        if name == "statement" and data:
+                            ev = json.loads("\n".join(data))
+                            events.append(DraftStatement.model_validate(ev["statement"]))
+                        elif name == "done":
+                            return
+                        name, data = "message", []
+        except httpx.HTTPError as exc:
+            raise ChartdraftError(f"GET {path} on {self.url} failed: {type(exc).__name__}: "
+                                  f"{exc}", where="--service",
+                                  fix="check the service is up and its log") from exc
 
     def info(self) -> dict[str, Any]:
         return {"service": self.url, "models": {}, "settings_fingerprint": None}
@@ -320,19 +406,82 @@ class Service(_Engine):
 
 
 def _problem(r: Any) -> ChartdraftError:
+    """The service's RFC 9457 problem as our own error: same class, its where and fix."""
+    from retrieval.errors import (
+        AuthError,
+        ChartError,
+        CheckFailed,
+        Conflict,
+        Forbidden,
+        ModelUnavailable,
+        NotFound,
+        StoreError,
+    )
+
     try:
         body = r.json()
-        detail = body.get("detail") or body.get("title") or r.text
     except ValueError:
-        detail = r.text
-    err = BadInput(str(detail)) if r.status_code < 500 else ChartdraftError(str(detail))
-    return err
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    detail = str(body.get("detail") or body.get("title") or r.text[:300] or r.reason_phrase)
+    where, fix = body.get("where"), body.get("fix")
+    known = (AuthError, Forbidden, NotFound, Conflict, ModelUnavailable, CheckFailed,
+             StoreError, ChartError, BadInput)
+    cls: type[ChartdraftError] = next(
+        (c for c in known if c.status == r.status_code and c.title == body.get("title")),
+        next((c for c in known if c.status == r.status_code),
+             BadInput if r.status_code < 500 else ChartdraftError))
+    if r.status_code in (401, 403):
+        # The service's own fix speaks to an API client; here the token comes from --token.
+        where = "--token"
+        fix = ("pass --token with a token of role ehr-service (it ingests charts and asks for "
+               "drafts), e.g. `chartdraft token --role ehr-service` on a dev service")
+    req = r.request
+    return cls(f"service answered {r.status_code} to {req.method} {req.url.path}: {detail}",
+               where=where or "--service", fix=fix or "see the service's log")
 
 
 def _files(p: Path) -> list[Path]:
+    """The files the in-process loader reads (``retrieval.fhir_load.load_path``)."""
+    from retrieval.fhir_load import _FHIR_SUFFIXES
+
     if p.is_dir():
-        return sorted(x for x in p.rglob("*") if x.suffix in (".json", ".ndjson"))
+        return sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith(".")
+                      and x.name.lower().endswith(_FHIR_SUFFIXES))
     return [p]
+
+
+NDJSON_CHUNK = 32 * 2**20  # under the service's 64 MB body limit
+
+
+def _bodies(p: Path) -> list[tuple[str, bytes]]:
+    """(content type, body) to POST for one chart path. JSON files go alone; NDJSON files are
+    joined into one body, because the in-process run loads a folder at once and a resource
+    refers to others in other files of a bulk export (Encounter -> Location, ...): posted one
+    file at a time, those references would not resolve and the charts would differ. Only an
+    export over NDJSON_CHUNK is split (at line ends)."""
+    import gzip
+
+    out: list[tuple[str, bytes]] = []
+    chunk: list[bytes] = []
+    size = 0
+    for f in _files(p):
+        data = f.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        if not f.name.lower().removesuffix(".gz").endswith((".ndjson", ".jsonl")):
+            out.append(("application/fhir+json", data))
+            continue
+        for line in data.splitlines(keepends=True):
+            if size + len(line) > NDJSON_CHUNK and chunk:
+                out.append(("application/fhir+ndjson", b"".join(chunk)))
+                chunk, size = [], 0
+            chunk.append(line if line.endswith(b"\n") else line + b"\n")
+            size += len(chunk[-1])
+    if chunk:
+        out.append(("application/fhir+ndjson", b"".join(chunk)))
+    return out
 
 
 def _engine(cfg: RunConfig, out: Path, charts: dict[str, Materialized]) -> _Engine:
