@@ -24,6 +24,7 @@ from retrieval.plans import (
     ACTIVE_MED,
     PENDING_ORDER,
     STOPPED_MED,
+    UPCOMING_APPOINTMENT,
     find_encounter,
 )
 
@@ -43,6 +44,10 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _ROUTES = {"oral": "by mouth", "subcutaneous": "as a shot under the skin",
            "inhalation": "with your inhaler", "injection": "as a shot", "nasal": "in your nose",
            "topical": "on your skin", "transdermal": "on your skin"}
+# A clinician's summary or a letter to a health plan says it the clinical way.
+_CLINICAL_ROUTES = {"oral": "by mouth", "subcutaneous": "subcutaneously",
+                    "inhalation": "inhaled", "injection": "by injection", "nasal": "nasally",
+                    "topical": "topically", "transdermal": "by transdermal patch"}
 _NO_ALLERGY = ("716186003", "409137002", "428607008")
 _FOLLOW_UP = ("390906007", "185389009")
 
@@ -100,8 +105,9 @@ def _strength(e: Evidence) -> str | None:
     return f"{fmt_num(v)} {u}" if v is not None and u else None
 
 
-def how_to_take(e: Evidence) -> str:
-    """``1 tablet by mouth twice daily as needed for pain`` from the order's own fields."""
+def how_to_take(e: Evidence, *, patient: bool = True) -> str:
+    """``1 tablet by mouth twice daily as needed for pain`` from the order's own fields
+    (``patient=False``: clinical wording, "2 puffs inhaled" not "with your inhaler")."""
     d = e.data
     parts = []
     if d.get("dose_value") is not None:
@@ -111,7 +117,7 @@ def how_to_take(e: Evidence) -> str:
         parts.append(f"{fmt_num(n)} {unit}{plural}")
     route = str(d.get("route") or "").lower()
     if route:
-        parts.append(_ROUTES.get(route, route))
+        parts.append((_ROUTES if patient else _CLINICAL_ROUTES).get(route, route))
     if d.get("frequency"):
         parts.append(str(d["frequency"]))
     if d.get("as_needed"):
@@ -295,6 +301,35 @@ def _order_statement(e: Evidence, *, patient: bool) -> DraftStatement:
                + ").", [e.id])
 
 
+def _appointments(chart: list[Evidence]) -> list[Evidence]:
+    """Scheduled visits (booked, proposed, pending), earliest first."""
+    upcoming = [a for a in _of(chart, "Appointment")
+                if a.data.get("status") in UPCOMING_APPOINTMENT]
+    return sorted(upcoming, key=lambda e: e.date or "")
+
+
+def _booked_orders(appointments: list[Evidence]) -> set[str]:
+    """Orders an appointment was booked for: the appointment's statement speaks for them."""
+    return {ref for a in appointments for ref in a.data.get("based_on") or []}
+
+
+def _appointment_statement(e: Evidence, chart: list[Evidence], *,
+                           patient: bool) -> DraftStatement:
+    name = str(e.data.get("name") or e.title)
+    when = date_text(e.data.get("start"))
+    who = ", ".join(e.data.get("with") or [])
+    where = e.data.get("location")
+    place = (f" with {who}" if who else "") + (f" at {where}" if where else "")
+    if patient:
+        text = "You have an appointment" + (f" on {when}" if when else "") + place + \
+            f". It is a {name.lower()}."
+    else:
+        text = f"Appointment: {name} ({e.data.get('status')}" + (f", {when}" if when else "") \
+            + ")" + place + "."
+    ids = {c.id for c in chart}
+    return _st(text, [e.id, *(r for r in e.data.get("based_on") or [] if r in ids)])
+
+
 def _summary(chart: list[Evidence]) -> dict[str, list[DraftStatement]]:
     out: dict[str, list[DraftStatement]] = {}
     conds = [c for c in _of(chart, "Condition") if c.data.get("status") in ACTIVE_CONDITION]
@@ -302,7 +337,7 @@ def _summary(chart: list[Evidence]) -> dict[str, list[DraftStatement]]:
                               for c in sorted(conds, key=lambda e: e.date or "", reverse=True)]
     meds = [m for m in _of(chart, "MedicationRequest") if m.data.get("status") in ACTIVE_MED]
     out["Medications"] = [
-        _st(f"{drug_name(m)}: {how_to_take(m)}"
+        _st(f"{drug_name(m)}: {how_to_take(m, patient=False)}"
             + (f", active since {d}" if (d := date_text(m.data.get("authored_on"))) else "")
             + ".", [m.id])
         for m in sorted(meds, key=lambda e: e.title.lower())]
@@ -314,8 +349,12 @@ def _summary(chart: list[Evidence]) -> dict[str, list[DraftStatement]]:
                                                for e in encs + procs]
     orders = [o for o in _of(chart, "ServiceRequest") if o.data.get("status") in PENDING_ORDER]
     drafts = [m for m in _of(chart, "MedicationRequest") if m.data.get("status") == "draft"]
-    out["Open items"] = [_order_statement(o, patient=False) for o in orders] + [
-        _st(f"Pending order: {drug_name(m)}, {how_to_take(m)} (draft).", [m.id]) for m in drafts]
+    appts = _appointments(chart)
+    out["Open items"] = [_appointment_statement(a, chart, patient=False) for a in appts] + [
+        _order_statement(o, patient=False) for o in orders
+        if o.id not in _booked_orders(appts)] + [
+        _st(f"Pending order: {drug_name(m)}, {how_to_take(m, patient=False)} (draft).", [m.id])
+        for m in drafts]
     return out
 
 
@@ -351,8 +390,11 @@ def _discharge(chart: list[Evidence], knowledge: list[Evidence],
     out["Warning signs and when to get help"] = _knowledge_statements(
         knowledge, docs, ("warning-signs",))
     orders = [o for o in _of(chart, "ServiceRequest") if o.data.get("status") in PENDING_ORDER]
+    appts = _appointments(chart)
     out["Follow-up appointments and pending results"] = [
-        _order_statement(o, patient=True) for o in sorted(orders, key=lambda e: e.date or "")]
+        _appointment_statement(a, chart, patient=True) for a in appts] + [
+        _order_statement(o, patient=True) for o in sorted(orders, key=lambda e: e.date or "")
+        if o.id not in _booked_orders(appts)]
     out["Diet and activity"] = _knowledge_statements(knowledge, docs, ("diet", "activity"))
     return out
 
@@ -396,7 +438,7 @@ def _prior_auth(chart: list[Evidence], knowledge: list[Evidence], order_id: str 
             order.data.get("code") or order.title)
         text = f"Requested: {name}" + (f" ({codes})" if codes else "")
         if order.resource_type == "MedicationRequest":
-            text += f", {how_to_take(order)}"
+            text += f", {how_to_take(order, patient=False)}"
         authored = date_text(order.data.get("authored_on") or order.date)
         out["Requested service"] = [_st(text + (f", ordered {authored}." if authored else "."),
                                         [order.id])]

@@ -167,7 +167,10 @@ def appointment(r: LoadedResource, ctx: Context) -> list[Evidence]:
     data: Json = {"name": name, "status": res.get("status"), "appointment_type": kind,
                   "start": start, "end": end, "with": [w for w in with_whom if w],
                   "location": next((w for w in where if w), None), "reason": reason,
-                  "cancelation_reason": cc_text(res.get("cancelationReason"))}
+                  "cancelation_reason": cc_text(res.get("cancelationReason")),
+                  # the order this visit was booked for: its statement cites both
+                  "based_on": [str(b.get("reference")) for b in as_list(res.get("basedOn"))
+                               if isinstance(b, dict) and b.get("reference")]}
     text = join(f"Appointment: {name}", res.get("status"),
                 f"on {day(start)}" if start else None,
                 f"with {', '.join(data['with'])}" if data["with"] else None,

@@ -26,6 +26,7 @@ ACTIVE_CONDITION = ("active", "recurrence", "relapse")
 # status is not pending: status is required on ServiceRequest and MedicationRequest, so a
 # missing one is broken data, and a letter must not request what may be revoked or completed.
 PENDING_ORDER = ("draft", "active", "on-hold")
+UPCOMING_APPOINTMENT = ("booked", "proposed", "pending")  # scheduled, not yet happened
 # How many chart units one prior-auth criterion may make required (newest first).
 PER_CRITERION = 3
 
@@ -80,7 +81,7 @@ def plan_for(doc_type: str, *, encounter_id: str | None = None, order_id: str | 
             P(resource_types=["Procedure"], since_days=730, limit=8),
             P(resource_types=["ServiceRequest"], statuses=list(PENDING_ORDER), limit=10),
             P(resource_types=["MedicationRequest"], statuses=["draft"], limit=5),
-            P(resource_types=["Appointment"], statuses=["booked", "proposed", "pending"],
+            P(resource_types=["Appointment"], statuses=list(UPCOMING_APPOINTMENT),
               limit=5),
         ]
         if encounter_id:
@@ -102,7 +103,7 @@ def plan_for(doc_type: str, *, encounter_id: str | None = None, order_id: str | 
             P(resource_types=["Observation"], encounter_scoped=True, limit=20),
             P(resource_types=["Procedure"], encounter_scoped=True, limit=5),
             P(resource_types=["ServiceRequest"], statuses=list(PENDING_ORDER), limit=10),
-            P(resource_types=["Appointment"], statuses=["booked", "proposed", "pending"],
+            P(resource_types=["Appointment"], statuses=list(UPCOMING_APPOINTMENT),
               limit=5),
             P(resource_types=["DocumentReference"], encounter_scoped=True, limit=12),
         ]

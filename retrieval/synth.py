@@ -484,12 +484,21 @@ def _build(index: int, seed: int, anchor: date, attacks: bool) -> Json:
                      discharge=discharge, doctor=doctor)
     # Follow-up visit and a lab still pending at discharge.
     follow_day = discharge + timedelta(days=rng.randint(5, 14))
-    c.add({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+    follow_ref = c.add({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
            "code": _cc(SNOMED, "390906007", "Follow-up encounter",
                        "Follow-up visit with primary care"),
            "subject": c.subject(), "encounter": {"reference": stay},
            "occurrenceDateTime": _dt(follow_day, 10), "authoredOn": _dt(discharge, 11),
            "requester": {"reference": doctor[0], "display": doctor[1]}})
+    # The visit booked for that order. Its id is derived, not drawn, so adding it left every
+    # other generated value (and so every earlier chart) unchanged.
+    c.add({"resourceType": "Appointment", "id": str(uuid.uuid5(uuid.NAMESPACE_URL, follow_ref)),
+           "status": "booked", "basedOn": [{"reference": follow_ref}],
+           "serviceType": [{"text": "Follow-up visit with primary care"}],
+           "start": _dt(follow_day, 10), "end": _dt(follow_day, 10, 30),
+           "participant": [{"actor": c.subject(), "status": "accepted"},
+                           {"actor": {"reference": doctor[0], "display": doctor[1]},
+                            "status": "accepted"}]})
     lab_key = sc["labs"][-1]
     lab_day = discharge + timedelta(days=7)
     c.add({"resourceType": "ServiceRequest", "status": "active", "intent": "order",

@@ -153,8 +153,21 @@ def test_discharge_allergies_knowledge_and_follow_up(cases: list[Case]) -> None:
         for title in ("Warning signs and when to get help", "Diet and activity"):
             assert by[title] and all(c.startswith("kb:") for s in by[title] for c in s.citations)
         follow = by["Follow-up appointments and pending results"]
-        assert any(s.text.startswith("Your next visit is on ") for s in follow)
+        # The booked visit speaks for the order it was booked for: one statement, both cited.
+        appt = next(e for e in ev if e.resource_type == "Appointment")
+        [visit] = [s for s in follow if appt.id in s.citations]
+        assert visit.text.startswith("You have an appointment on ")
+        assert set(visit.citations) == {appt.id, *appt.data["based_on"]}
+        assert not any(s.text.startswith("Your next visit is on ") for s in follow)
         assert any("blood test" in s.text for s in follow)
+
+
+def test_clinician_summary_says_routes_the_clinical_way(cases: list[Case]) -> None:
+    patient_voice = re.compile(r"\byour\b|with your inhaler|as a shot", re.I)
+    for case in cases:
+        secs, _, _ = case.compose("summary")
+        meds = next(s.statements for s in secs if s.title == "Medications")
+        assert meds and not any(patient_voice.search(s.text) for s in meds)
 
 
 def test_prior_auth_one_statement_per_criterion(cases: list[Case]) -> None:
