@@ -31,9 +31,10 @@ def _fail(exc: ChartdraftError) -> None:
 def run(
     suite: Annotated[str, typer.Argument(help="Suite name (smoke, core, adversarial, shared) "
                                               "or a YAML path.")],
-    backend: Annotated[str, typer.Option(
-        help="Comma-separated: extractive, embedded, openai, cqe-embedded, cqe-openai.")
-    ] = "extractive,embedded,cqe-embedded",
+    backend: Annotated[str | None, typer.Option(
+        help="Comma-separated: extractive, embedded, openai, cqe-embedded, cqe-openai. "
+             "Default: extractive,embedded,cqe-embedded in process; extractive,embedded with "
+             "--service (the baseline runs in process only).")] = None,
     model: Annotated[str | None, typer.Option(
         help="Model for the model backends (GGUF path for embedded, name for openai).")] = None,
     out: Annotated[Path | None, typer.Option(
@@ -59,6 +60,8 @@ def run(
     from evals.runner import RunConfig
     from evals.runner import run as run_suite
 
+    if backend is None:
+        backend = "extractive,embedded" if service else "extractive,embedded,cqe-embedded"
     backends = [b.strip() for b in backend.split(",") if b.strip()]
     name = Path(suite).stem
     out_dir = out or Path("runs") / f"{name}-{'-'.join(backends)}"
