@@ -4,9 +4,12 @@ patient-view call, against the real service (uvicorn on loopback, extractive bac
     python -m evals.bench api        # via the bench runner (make bench)
     python -m evals.bench_api        # alone
 
-Prints p50/p95 (ms) per endpoint. The summary is warmed first, so it measures the stored-summary
-path an EHR hits on every chart open; the CDS call measures the answer the EHR waits for (the
-draft itself is generated in the background, as the spec's async pattern intends).
+Prints p50/p95 (ms) per endpoint, and the service's CPU time per request (Linux): latency at 50
+clients is mostly queueing behind that CPU, and unlike latency it hardly moves when something else
+loads the machine, so compare it too when measuring a change. The summary is warmed first, so it
+measures the stored-summary path an EHR hits on every chart open; the CDS call measures the
+answer the EHR waits for (the draft itself is generated in the background, as the spec's async
+pattern intends).
 """
 
 from __future__ import annotations
@@ -58,6 +61,15 @@ async def _hammer(url: str, make: Any, clients: int, rounds: int) -> tuple[list[
                     errors += 1
         await asyncio.gather(*(one(i) for i in range(clients)))
     return times, errors
+
+
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process (all its threads), from /proc; None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -112,10 +124,15 @@ def main() -> None:
 
             for name, make in (("GET /v1/patients/{id}/summary", summary),
                                ("POST /cds-services/chartdraft-patient-view", cds)):
+                cpu0 = _cpu_s(proc.pid)
                 times, errors = asyncio.run(_hammer(url, make, CLIENTS, ROUNDS))
+                cpu1 = _cpu_s(proc.pid)
+                cpu = "" if cpu0 is None or cpu1 is None else \
+                    f"  server_cpu={(cpu1 - cpu0) * 1000 / len(times):5.1f} ms/req"
                 print(f"{name:46s} clients={CLIENTS} n={len(times)} "
                       f"p50={_pct(times, 0.5):7.1f} ms  p95={_pct(times, 0.95):7.1f} ms  "
-                      f"median={statistics.median(times):7.1f} ms  errors={errors}", flush=True)
+                      f"median={statistics.median(times):7.1f} ms  errors={errors}{cpu}",
+                      flush=True)
         finally:
             proc.terminate()
             try:

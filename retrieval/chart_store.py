@@ -144,7 +144,7 @@ class ChartStore:
         except (ArgumentError, ImportError) as exc:
             raise BadInput(f"cannot use database URL {_safe_url(url)}: {exc}") from exc
         if parsed.get_backend_name() == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", sqlite_pragmas)
         try:
             metadata.create_all(self.engine)
         except SQLAlchemyError as exc:
@@ -339,7 +339,8 @@ def _unique(items: list[Evidence]) -> list[Evidence]:
     return list({e.id: e for e in items}.values())
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """Connect hook for every SQLite engine of the project (chart store and service store)."""
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the one writer
     cur.execute("PRAGMA busy_timeout=10000")  # CLI and service may write at the same time

@@ -25,6 +25,7 @@ from assistant.api.problems import PROBLEM_SCHEMA, ProblemError
 from assistant.auth import Principal
 from assistant.draft import Draft
 from assistant.orders import policy_for_evidence
+from assistant.store import DraftRef
 from retrieval.errors import AuthError, BadInput, ChartdraftError, NotFound
 from retrieval.evidence import Code, Evidence
 from retrieval.fhir_ids import is_fhir_id
@@ -205,7 +206,7 @@ def _chart_source(svc: Services, body: HookRequest, patient_id: str,
                 return "server", (body.fhirServer, token, extra)
         except httpx.HTTPError:
             pass
-    if svc.rt.store.patient(patient_id) is not None:
+    if svc.has_patient(patient_id):
         return "store", extra  # the EHR loaded this chart through /v1/charts already
     raise ProblemError(412, "Precondition failed",
                        f"no chart for patient {patient_id!r}: no usable prefetch and the FHIR "
@@ -251,11 +252,9 @@ def _card(svc: Services, draft_id: str, summary: str, detail: str, indicator: st
     }
 
 
-def _current_summary(svc: Services, patient_id: str) -> Draft | None:
-    latest = svc.store.latest_draft(patient_id, "summary")
-    if latest is None or latest[1] != svc.rt.store.chart_version(patient_id):
-        return None
-    return latest[0]
+def _current_summary(svc: Services, patient_id: str, version: str) -> DraftRef | None:
+    ref = svc.store.latest_draft_ref(patient_id, "summary")
+    return ref if ref is not None and ref.chart_version == version else None
 
 
 def _start(svc: Services, p: Principal, body: HookRequest, service_id: str,
@@ -276,11 +275,15 @@ def _start(svc: Services, p: Principal, body: HookRequest, service_id: str,
                   reuse_inflight=True)
 
 
-def _highlights(svc: Services, patient_id: str) -> list[str]:
-    latest = svc.store.latest_draft(patient_id, "summary", statuses=("draft", "signed"))
-    if latest is None or latest[1] != svc.rt.store.chart_version(patient_id):
-        return []
-    return [s.text for s in latest[0].statements() if not s.flagged][:3]
+def _highlights(svc: Services, patient_id: str, version: str,
+                current: DraftRef | None) -> list[str]:
+    """Up to three unflagged statements of the latest finished summary of the current chart
+    (``current``, the summary this call reuses, when it is finished: no second lookup)."""
+    if current is None or current.status not in ("draft", "signed"):
+        current = svc.store.latest_draft_ref(patient_id, "summary", statuses=("draft", "signed"))
+        if current is None or current.chart_version != version:
+            return []
+    return list(svc.snapshots.get(svc.store, current).highlights)
 
 
 @router.post("/{service_id}", summary="Invoke a CDS service (answers at once; drafts in the "
@@ -294,10 +297,19 @@ async def call_service(service_id: str, body: HookRequest, request: Request,
     if body.hook != spec["hook"]:
         raise ProblemError(400, "Bad input", f"service {service_id} answers hook "
                            f"{spec['hook']!r}, not {body.hook!r}", where="hook")
-    p = _caller(svc, request, service_id)
+    # In a worker thread: verification may fetch the client's JWKS (blocking I/O).
+    p = await asyncio.to_thread(_caller, svc, request, service_id)
     patient_id = _context_id(body.context, "patientId", required=True)
     assert patient_id is not None
     encounter_id = _context_id(body.context, "encounterId")
+    return await asyncio.to_thread(_answer_hook, svc, p, body, service_id, spec, patient_id,
+                                   encounter_id)
+
+
+def _answer_hook(svc: Services, p: Principal, body: HookRequest, service_id: str,
+                 spec: dict[str, Any], patient_id: str, encounter_id: str | None,
+                 ) -> dict[str, Any]:
+    """Everything after the request checks, in one worker-thread hop: the EHR waits on this."""
     order_id = None
     extra: list[dict[str, Any]] = []
     policy_title = None
@@ -311,31 +323,33 @@ async def call_service(service_id: str, body: HookRequest, request: Request,
                 extra = orders
                 break
         if order_id is None:
-            await asyncio.to_thread(svc.audit, p, "cds.call", patient_id=patient_id,
-                                    purpose=f"{service_id}: no order needs prior auth")
+            svc.audit(p, "cds.call", patient_id=patient_id,
+                      purpose=f"{service_id}: no order needs prior auth")
             return {"cards": []}
-    source, payload = await asyncio.to_thread(_chart_source, svc, body, patient_id, extra)
-    draft: Draft | None = None
+    source, payload = _chart_source(svc, body, patient_id, extra)
+    reused: DraftRef | None = None
+    version = ""
+    if spec["hook"] == "patient-view":
+        version = svc.rt.store.chart_version(patient_id)
     if source == "store" and spec["doc_type"] == "summary":
         # Nothing new arrived with the call: a summary of the current chart can be reused.
-        draft = await asyncio.to_thread(_current_summary, svc, patient_id)
-    if draft is None:
-        draft = await asyncio.to_thread(_start, svc, p, body, service_id, spec, source, payload,
-                                        patient_id, encounter_id, order_id)
-    await asyncio.to_thread(svc.audit, p, "cds.call", patient_id=patient_id, target=draft.id,
-                            purpose=f"{service_id} via {source}")
+        reused = _current_summary(svc, patient_id, version)
+    draft_id = reused.id if reused is not None else _start(
+        svc, p, body, service_id, spec, source, payload, patient_id, encounter_id, order_id).id
+    svc.audit(p, "cds.call", patient_id=patient_id, target=draft_id,
+              purpose=f"{service_id} via {source}")
     if spec["hook"] == "patient-view":
-        hl = await asyncio.to_thread(_highlights, svc, patient_id)
+        hl = _highlights(svc, patient_id, version, reused)
         detail = ("\n".join(f"- {h}" for h in hl) + "\n\n" if hl else "") + \
             "A cited, checked chart summary; open it to review."
-        card = _card(svc, draft.id, "Chart summary draft ready for review", detail, "info",
+        card = _card(svc, draft_id, "Chart summary draft ready for review", detail, "info",
                      "Open summary draft")
     elif spec["hook"] == "encounter-discharge":
-        card = _card(svc, draft.id, "Discharge instructions drafted for review",
+        card = _card(svc, draft_id, "Discharge instructions drafted for review",
                      "Plain-language discharge instructions, every statement cited and checked.",
                      "info", "Review discharge instructions")
     else:
-        card = _card(svc, draft.id, f"Prior authorization likely needed: {policy_title}",
+        card = _card(svc, draft_id, f"Prior authorization likely needed: {policy_title}",
                      f"Order {order_id} is covered by the payer policy '{policy_title}'. A letter "
                      "of medical necessity is being drafted.", "warning",
                      "Review prior-auth letter")

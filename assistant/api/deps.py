@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from assistant.api.snapshots import SnapshotCache
 from assistant.audit import AuditEvent
 from assistant.auth import Authenticator, Principal
 from assistant.cds_jwt import CdsJwtVerifier
@@ -29,12 +30,20 @@ class Services:
     auth: Authenticator
     cds: CdsJwtVerifier
     outbox_wake: threading.Event = field(default_factory=threading.Event)
+    snapshots: SnapshotCache = field(default_factory=SnapshotCache)
 
     def audit(self, p: Principal, action: str, **kw: Any) -> None:
         self.store.append_audit(AuditEvent(actor=p.subject, role=p.role, action=action, **kw))
 
+    def has_patient(self, patient_id: str) -> bool:
+        """Is this patient's chart loaded? One indexed read of their Patient evidence, where
+        ChartStore.patient() parses every patient's row: this runs on every summary/CDS call."""
+        return bool(self.rt.store.evidence_for(patient_id, ["Patient"]))
 
-def get_services(request: Request) -> Services:
+
+# Trivial dependencies are async so they run on the event loop: FastAPI sends every sync one
+# to the threadpool, a hop per request that shows at 50 concurrent clients.
+async def get_services(request: Request) -> Services:
     svc: Services = request.app.state.services
     return svc
 
@@ -43,6 +52,7 @@ _bearer = HTTPBearer(auto_error=False, description="JWT (SMART scopes) or a dev 
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Service API key")
 
 
+# Sync on purpose (so in the threadpool): verifying a JWT may fetch the issuer's JWKS.
 def current_user(
     svc: Annotated[Services, Depends(get_services)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
@@ -52,11 +62,11 @@ def current_user(
     return svc.auth.authenticate(auth, api_key)
 
 
-def get_runtime(svc: Annotated[Services, Depends(get_services)]) -> Runtime:
+async def get_runtime(svc: Annotated[Services, Depends(get_services)]) -> Runtime:
     return svc.rt
 
 
-def get_store(svc: Annotated[Services, Depends(get_services)]) -> Store:
+async def get_store(svc: Annotated[Services, Depends(get_services)]) -> Store:
     return svc.store
 
 

@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
 from assistant.api.deps import CurrentUser, Svc
 from assistant.api.problems import PROBLEM_SCHEMA, ProblemError
+from assistant.api.snapshots import DraftSnapshot
 from assistant.auth import Principal, check_patient, require
 from assistant.draft import Draft, DraftStatement
 from assistant.jobs import TERMINAL, draft_output_hash, statement_event
@@ -92,6 +94,20 @@ def draft_view(svc: Svc, draft: Draft) -> dict[str, Any]:
     return out
 
 
+def draft_response(svc: Svc, draft: Draft) -> JSONResponse:
+    """``draft_view`` as a ready response. The view is JSON-safe already (model_dump mode=json),
+    so this skips FastAPI's jsonable_encoder, which costs several ms per draft."""
+    return JSONResponse(draft_view(svc, draft))
+
+
+def snapshot_response(svc: Svc, snap: DraftSnapshot) -> Response:
+    """What ``draft_response`` sends, from a cached snapshot (see assistant.api.snapshots)."""
+    error = svc.store.draft_meta(snap.id).get("error") if snap.status == "failed" else None
+    live = {"links": links(svc, snap.id), "writeback": _writeback_state(svc, snap.id),
+            "error": error}
+    return Response(snap.body(live), media_type="application/json")
+
+
 def _writeback_state(svc: Svc, draft_id: str) -> dict[str, Any] | None:
     item = svc.store.outbox_item(draft_id)
     if item is None:
@@ -160,12 +176,13 @@ def create_draft(body: DraftCreate, svc: Svc, p: CurrentUser) -> Accepted:
     return Accepted(id=draft.id, status=draft.status, links=links(svc, draft.id))
 
 
-@router.get("/{draft_id}", summary="A draft: status, sections, statements, citations, verdicts")
-def get_draft(draft_id: str, svc: Svc, p: CurrentUser) -> dict[str, Any]:
+@router.get("/{draft_id}", summary="A draft: status, sections, statements, citations, verdicts",
+            response_model=dict[str, Any])
+def get_draft(draft_id: str, svc: Svc, p: CurrentUser) -> JSONResponse:
     require(p, "draft.read")
     draft = load_visible(svc, p, draft_id)
     svc.audit(p, "draft.read", patient_id=draft.patient_id, target=draft.id)
-    return draft_view(svc, draft)
+    return draft_response(svc, draft)
 
 
 @router.get("/{draft_id}/events", summary="Server-sent events: statements as they are checked",
@@ -338,4 +355,5 @@ def list_drafts(svc: Svc, p: CurrentUser, patient_id: str | None = None,
             for r in rows]
 
 
-__all__ = ["router", "submit", "draft_view", "TERMINAL"]
+__all__ = ["router", "submit", "draft_view", "draft_response", "snapshot_response",
+           "TERMINAL"]

@@ -1,5 +1,5 @@
 """SQL store for the service (drafts, reviews, feedback, outbox, audit); see ``sql.Store``."""
 
-from assistant.store.sql import Store
+from assistant.store.sql import DraftRef, Store
 
-__all__ = ["Store"]
+__all__ = ["DraftRef", "Store"]

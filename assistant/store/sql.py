@@ -10,14 +10,25 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from assistant.audit import GENESIS, AuditEvent, AuditRecord, now_iso, record_hash
 from assistant.draft import Draft
 from assistant.store import schema as t
+from retrieval.chart_store import sqlite_pragmas
 from retrieval.errors import Conflict, NotFound, StoreError
 
 
@@ -30,12 +41,37 @@ def _aware(d: datetime | None) -> datetime | None:
     return d.replace(tzinfo=UTC) if d is not None and d.tzinfo is None else d
 
 
+# Statements run on every API call, built once (see append_audit).
+_AUDIT_HEAD = select(t.audit_head.c.seq, t.audit_head.c.hash).where(t.audit_head.c.id == 1) \
+    .with_for_update()
+_AUDIT_INSERT = insert(t.audit)
+_AUDIT_MOVE_HEAD = update(t.audit_head).where(t.audit_head.c.id == 1)
+_LATEST_REF = (
+    select(t.drafts.c.id, t.drafts.c.status, t.drafts.c.chart_version, t.drafts.c.updated_at)
+    .where(t.drafts.c.patient_id == bindparam("patient_id"),
+           t.drafts.c.doc_type == bindparam("doc_type"),
+           t.drafts.c.status.in_(bindparam("statuses", expanding=True)))
+    .order_by(t.drafts.c.created_at.desc()).limit(1))
+
+
+class DraftRef(NamedTuple):
+    """A draft's filter columns, read without its JSON (which can be large to parse)."""
+
+    id: str
+    status: str
+    chart_version: str | None
+    updated_at: datetime  # every write sets it: (id, updated_at) names one version of a draft
+
+
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: Engine = create_engine(url, pool_pre_ping=True, future=True)
+        sqlite = url.startswith("sqlite")
+        # A pre-ping is a round trip per checkout: worth it for a server that may drop idle
+        # connections, pointless for a local SQLite file.
+        self.engine: Engine = create_engine(url, pool_pre_ping=not sqlite, future=True)
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", sqlite_pragmas)
         self._audit_lock = threading.Lock()  # SQLite has no row locks; serialize appends here
         try:
             t.metadata.create_all(self.engine)
@@ -81,6 +117,11 @@ class Store:
         row = self._draft_row(draft_id)
         return Draft.model_validate(row["data"])
 
+    def get_draft_stamped(self, draft_id: str) -> tuple[Draft, datetime]:
+        """The draft and the ``updated_at`` of the version read (a cache key, see DraftRef)."""
+        row = self._draft_row(draft_id)
+        return Draft.model_validate(row["data"]), row["updated_at"]
+
     def draft_meta(self, draft_id: str) -> dict[str, Any]:
         row = self._draft_row(draft_id)
         return {k: v for k, v in row.items() if k != "data"}
@@ -104,6 +145,25 @@ class Store:
                 .order_by(t.drafts.c.created_at.desc()).limit(1)
             ).first()
         return None if row is None else (Draft.model_validate(row[0]), row[1])
+
+    def draft_ref(self, draft_id: str) -> DraftRef:
+        d = t.drafts.c
+        with self._tx() as c:
+            row = c.execute(select(d.id, d.status, d.chart_version, d.updated_at)
+                            .where(d.id == draft_id)).first()
+        if row is None:
+            raise NotFound(f"no draft {draft_id!r}", where="draft id",
+                           fix="use an id returned by POST /v1/drafts")
+        return DraftRef(*row)
+
+    def latest_draft_ref(self, patient_id: str, doc_type: str,
+                         statuses: tuple[str, ...] = ("pending", "generating", "draft", "signed"),
+                         ) -> DraftRef | None:
+        """What ``latest_draft`` finds, without reading the draft itself."""
+        with self._tx() as c:
+            row = c.execute(_LATEST_REF, {"patient_id": patient_id, "doc_type": doc_type,
+                                          "statuses": list(statuses)}).first()
+        return None if row is None else DraftRef(*row)
 
     def list_drafts(self, patient_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         q = select(t.drafts.c.id, t.drafts.c.patient_id, t.drafts.c.doc_type, t.drafts.c.status,
@@ -211,15 +271,15 @@ class Store:
 
     # --- audit ---------------------------------------------------------------------------------
     def append_audit(self, ev: AuditEvent) -> AuditRecord:
+        # Every request appends one record, one at a time: the statements are built once and
+        # take plain parameters, to keep the time under the lock short.
         with self._audit_lock, self._tx() as c:
-            seq, prev = c.execute(select(t.audit_head.c.seq, t.audit_head.c.hash)
-                                  .where(t.audit_head.c.id == 1).with_for_update()).one()
+            seq, prev = c.execute(_AUDIT_HEAD).one()
             at = now_iso()
             rec = AuditRecord(**ev.model_dump(), seq=seq + 1, at=at, prev_hash=prev,
                               hash=record_hash(ev, at=at, prev_hash=prev))
-            c.execute(insert(t.audit).values(**rec.model_dump()))
-            c.execute(update(t.audit_head).where(t.audit_head.c.id == 1)
-                      .values(seq=rec.seq, hash=rec.hash))
+            c.execute(_AUDIT_INSERT, rec.model_dump())
+            c.execute(_AUDIT_MOVE_HEAD, {"seq": rec.seq, "hash": rec.hash})
         return rec
 
     def audit_records(self, *, patient_id: str | None = None, after: int = 0,
@@ -241,9 +301,3 @@ class Store:
         with self._tx() as c:
             return int(c.execute(select(func.count()).select_from(t.audit)).scalar_one())
 
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()

@@ -215,7 +215,11 @@ def test_summary_wait_and_reuse(service: Service) -> None:
         assert first["doc_type"] == "summary" and first["status"] == "draft"
         again = c.get(f"/v1/patients/{c_id}/summary", params={"wait": 5}).json()
         assert again["id"] == first["id"]  # chart unchanged: the same summary
+        # The summary is the same view as GET /v1/drafts/{id} (one serializer for both).
+        assert again == c.get(f"/v1/drafts/{first['id']}").json()
+        assert {"open_flags", "links", "writeback", "error"} <= set(again)
         _problem(c.get(f"/v1/patients/{c_id}/summary", params={"wait": 999}), 422)
+        assert _problem(c.get("/v1/patients/no-such-patient/summary"), 404)["fix"]
 
 
 def test_audit_admin_only_and_chain_intact(service: Service) -> None:

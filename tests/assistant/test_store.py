@@ -102,3 +102,35 @@ def test_failure_reason_kept_with_the_draft(store: Store) -> None:
     meta = store.draft_meta(d.id)
     assert meta["status"] == "failed" and meta["error"].startswith("order 'x'")
     assert store.get_draft(d.id).status == "failed"
+
+
+def test_sqlite_store_uses_the_shared_pragmas(tmp_path: Path) -> None:
+    # One connect hook for both SQLite stores (retrieval.chart_store.sqlite_pragmas): WAL so
+    # readers never wait for the writer, NORMAL sync so an audit append is not an fsync.
+    store = Store(f"sqlite:///{tmp_path / 'service.db'}")
+    try:
+        with store.engine.connect() as c:
+            got = [c.exec_driver_sql(f"PRAGMA {p}").scalar()
+                   for p in ("journal_mode", "busy_timeout", "synchronous")]
+        assert got == ["wal", 10000, 1]  # synchronous: 1 is NORMAL
+    finally:
+        store.close()
+
+
+def test_draft_ref_names_the_latest_version_without_its_json(store: Store) -> None:
+    old, new = _draft(), _draft()
+    store.save_draft(old, chart_version="v1")
+    store.save_draft(new, chart_version="v2")
+    ref = store.latest_draft_ref("p-1", "summary")
+    latest = store.latest_draft("p-1", "summary")
+    assert ref is not None and latest is not None
+    assert (ref.id, ref.status, ref.chart_version) == (latest[0].id, "draft", latest[1])
+    assert store.latest_draft_ref("p-1", "summary", statuses=("signed",)) is None
+    assert store.latest_draft_ref("p-2", "summary") is None
+    new.status = "signed"
+    store.save_draft(new)  # every save is a new version: (id, updated_at) changes
+    again = store.draft_ref(new.id)
+    assert again.status == "signed" and again.updated_at != ref.updated_at
+    assert store.get_draft_stamped(new.id)[1] == again.updated_at
+    with pytest.raises(NotFound):
+        store.draft_ref("nope")
