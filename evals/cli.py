@@ -50,6 +50,9 @@ def run(
         help="Cap model calls per draft (beyond it the composed sentence stays).")] = None,
     mlflow_uri: Annotated[str | None, typer.Option(
         help="Log the run to this MLflow tracking URI (needs mlflow installed).")] = None,
+    nli_model: Annotated[Path | None, typer.Option(
+        help="A local NLI model folder (e.g. a cross-encoder NLI model) to also judge citation "
+             "support by entailment (the *_nli metrics); none ships with chartdraft.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the headline numbers as JSON.")
                        ] = False,
 ) -> None:
@@ -67,7 +70,7 @@ def run(
     out_dir = out or Path("runs") / f"{name}-{'-'.join(backends)}"
     cfg = RunConfig(suite=suite, out=out_dir, backends=backends, workers=workers,
                     service=service, token=token, model=model, limit=limit,
-                    max_statements=max_model_calls, mlflow_uri=mlflow_uri)
+                    max_statements=max_model_calls, mlflow_uri=mlflow_uri, nli_model=nli_model)
     try:
         results = run_suite(cfg, progress=_progress())
     except ChartdraftError as exc:

@@ -261,7 +261,13 @@ METRICS: tuple[MetricDef, ...] = (
     # A sentence with no clinical fact passes the checks uncited; a baseline that writes filler
     # shows up here rather than in the unsupported rate.
     MetricDef("statements_cited", "rate", "higher", False, "Statements with a citation"),
+    # Only with --nli-model. Reported, never gating: the judge is whatever model a site supplies,
+    # and a weak one must not block a release; our checks above remain the safety gate.
+    MetricDef("citation_recall_nli", "rate", "higher", False, "ALCE citation recall (NLI)"),
+    MetricDef("citation_precision_nli", "rate", "higher", False,
+              "ALCE citation precision (NLI)"),
 )
+NLI_METRICS = ("citation_recall_nli", "citation_precision_nli")
 METRIC_BY_NAME = {m.name: m for m in METRICS}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from evals.metrics import METRIC_BY_NAME, METRICS
+from evals.metrics import METRIC_BY_NAME, METRICS, NLI_METRICS
 from evals.subgroups import ATTRIBUTES
 
 PALETTE = ["#3b6ea5", "#d08c2f", "#4f9a5f", "#9b59b6", "#c0392b", "#7f8c8d"]
@@ -82,6 +82,9 @@ def _metric_table(results: dict[str, Any], backends: list[str]) -> str:
     head = "".join(f"<th>{escape(b)}</th>" for b in backends)
     rows = []
     for m in METRICS:
+        if m.name in NLI_METRICS and not any(
+                (results["runs"][b]["aggregate"].get(m.name) or {}).get("n") for b in backends):
+            continue  # no entailment judge in this run
         cells = []
         for b in backends:
             a = results["runs"][b]["aggregate"].get(m.name) or {}
@@ -235,6 +238,10 @@ def render(results: dict[str, Any]) -> str:
                      for b in backends)
     checker = results.get("checker") or {}
     checker_html = _checker(checker)
+    nli = man.get("entailment")
+    nli_html = ("" if not nli else f"· NLI judge <code>{escape(str(nli['model']))}</code> "
+                f"(config sha256 {escape(str(nli['config_sha256'])[:12])}, entailment "
+                f"&ge; {nli.get('threshold', 0.5)})")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>chartdraft eval: {escape(man['suite']['name'])}</title>
@@ -244,7 +251,7 @@ def render(results: dict[str, Any]) -> str:
 {' (dirty)' if man.get('git_dirty') else ''}
 · suite sha256 {escape(man['suite']['sha256'][:12])} · {man['suite']['cases']} cases
 · settings {escape(str(man['settings_fingerprint']))} · charts anchored {escape(man['anchor_date'])}
-· {escape(man['created_at'])} · synthetic patients only</p>
+· {escape(man['created_at'])} {nli_html} · synthetic patients only</p>
 <ul>{status}</ul>
 <h2>Metrics per backend</h2>{_legend(backends)}{chart}{grade}
 {_metric_table(results, backends)}

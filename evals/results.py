@@ -81,6 +81,7 @@ def build_results(*, suite: Suite, suite_hash: str, suite_path: str, cases: list
         "prompt_versions": prompt_versions(),
         "settings_fingerprint": engine_info.get("settings_fingerprint"),
         "service": engine_info.get("service"),
+        "entailment": engine_info.get("entailment"),  # the NLI judge, or None without one
         "anchor_date": anchor.isoformat(),
         "chartdraft_version": _version(),
         "python": platform.python_version(),

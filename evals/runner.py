@@ -19,13 +19,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant.draft import Draft, DraftStatement
 from evals.scoring import flagged_statements, score
 from evals.suite import Case, Materialized, expand, load_suite, materialize
 from retrieval.errors import BadInput, ChartdraftError
 from retrieval.evidence import Evidence
+
+if TYPE_CHECKING:
+    from evals.entailment import EntailmentJudge
 
 MODEL_BACKENDS = ("embedded", "openai")
 BASELINE_PREFIX = "cqe-"  # cqe-embedded, cqe-openai: LlamaIndex CitationQueryEngine baselines
@@ -46,6 +49,7 @@ class RunConfig:
     settings: dict[str, Any] = field(default_factory=dict)  # extra Settings fields
     mlflow_uri: str | None = None
     checker: bool = True  # also meta-evaluate the checks on their labelled corpus
+    nli_model: Path | None = None  # local NLI model folder: adds the *_nli citation metrics
 
 
 def _check_backends(names: list[str], *, service: str | None = None) -> None:
@@ -107,6 +111,11 @@ def run(cfg: RunConfig, *, progress: Progress | None = None) -> dict[str, Any]:
     from evals.results import build_results, write_outputs
 
     _check_backends(cfg.backends, service=cfg.service)
+    judge = None
+    if cfg.nli_model is not None:  # loaded first: a bad folder fails before any drafting
+        from evals.entailment import load_judge
+
+        judge = load_judge(cfg.nli_model)
     suite, suite_hash = load_suite(cfg.suite)
     out = Path(cfg.out)
     state = _state(out, suite_hash)
@@ -128,7 +137,7 @@ def run(cfg: RunConfig, *, progress: Progress | None = None) -> dict[str, Any]:
     def one(item: tuple[str, Case]) -> None:
         nonlocal finished
         backend, case = item
-        rec = run_case(engine, case, backend, charts[case.chart])
+        rec = run_case(engine, case, backend, charts[case.chart], judge=judge)
         rec["suite"] = suite.name
         sink.write(rec)
         with lock:
@@ -153,7 +162,9 @@ def run(cfg: RunConfig, *, progress: Progress | None = None) -> dict[str, Any]:
                if r["backend"] in cfg.backends and r["case_id"] in {c.id for c in cases}]
     results = build_results(suite=suite, suite_hash=suite_hash, suite_path=cfg.suite,
                             cases=cases, records=records, cfg=cfg, anchor=anchor,
-                            engine_info=engine.info(), wall_seconds=time.perf_counter() - t0,
+                            engine_info={**engine.info(),
+                                         "entailment": judge.info() if judge else None},
+                            wall_seconds=time.perf_counter() - t0,
                             with_checker=cfg.checker)
     write_outputs(results, out)
     if cfg.mlflow_uri:
@@ -492,8 +503,8 @@ def _engine(cfg: RunConfig, out: Path, charts: dict[str, Materialized]) -> _Engi
 
 # ---- one case ------------------------------------------------------------------------------------
 
-def run_case(engine: _Engine, case: Case, backend: str, chart_set: Materialized
-             ) -> dict[str, Any]:
+def run_case(engine: _Engine, case: Case, backend: str, chart_set: Materialized,
+             *, judge: EntailmentJudge | None = None) -> dict[str, Any]:
     rec: dict[str, Any] = {"backend": backend, "case_id": case.id, "doc_type": case.doc_type,
                            "patient_id": case.patient_id, "tags": case.tags,
                            "groups": case.groups, "status": "ok"}
@@ -517,7 +528,7 @@ def run_case(engine: _Engine, case: Case, backend: str, chart_set: Materialized
         return rec
     wall = time.perf_counter() - t0
     scored = score(draft, case, chart, generated=events or None,
-                   required_sections=engine.required_sections(case.doc_type))
+                   required_sections=engine.required_sections(case.doc_type), judge=judge)
     if case.expect.error:  # it should have been refused
         scored["metrics"]["case_error"] = [1, 1]
     rec.update(

@@ -1,20 +1,25 @@
 """Score one draft against its case: the per-case metrics record that results.json keeps.
 
 Support judgements come from our own checks (``assistant.verify.verify_statement``, i.e. the
-guardrails the pipeline runs), re-run on citation subsets for ALCE precision.
+guardrails the pipeline runs), re-run on citation subsets for ALCE precision. When an entailment
+judge is configured (``evals.entailment``), ALCE recall and precision are also computed with it,
+as the separate ``citation_recall_nli`` / ``citation_precision_nli``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant.draft import Draft, DraftStatement
 from evals import metrics as M
 from evals.suite import Case
 from retrieval.evidence import Evidence
 from retrieval.gather import Gathered
+
+if TYPE_CHECKING:
+    from evals.entailment import EntailmentJudge
 
 PLACEHOLDER_PREFIXES = ("not documented", "no information", "none documented")
 
@@ -47,14 +52,52 @@ def make_supports(draft: Draft, chart: list[Evidence]) -> M.Supports:
     return supports
 
 
+def make_nli_supports(statements: Sequence[M.StatementView], evidence: dict[str, Evidence],
+                      judge: EntailmentJudge) -> M.Supports:
+    """``supports(text, cites)``: the judge finds the cited evidence texts, concatenated, entail
+    the statement. Only ``evidence`` (valid ids) gives text: a citation outside it adds nothing,
+    and a statement with no valid citation is unsupported without asking the model."""
+
+    def premise(cites: Sequence[str]) -> str:
+        return "\n".join(evidence[c].text for c in dict.fromkeys(cites) if c in evidence)
+
+    # ALCE asks about all citations together, each alone and each left out: one batch up front.
+    wanted: dict[tuple[str, str], None] = {}
+    for s in statements:
+        cites = list(dict.fromkeys(s.citations))
+        if not s.clinical or not cites:
+            continue
+        subsets = [cites]
+        if len(cites) > 1:
+            subsets += [[c] for c in cites] + [[x for x in cites if x != c] for c in cites]
+        for sub in subsets:
+            if p := premise(sub):
+                wanted[(p, s.text)] = None
+    probs = dict(zip(wanted, judge.entails_batch(list(wanted)), strict=True))
+
+    def supports(text: str, cites: list[str]) -> bool:
+        p = premise(cites)
+        if not p:
+            return False
+        if (p, text) not in probs:
+            probs[(p, text)] = judge.entails(p, text)
+        return probs[(p, text)] >= judge.threshold
+
+    return supports
+
+
 def draft_text(draft: Draft) -> str:
     return "\n".join(s.text for s in draft.statements())
 
 
 def score(draft: Draft, case: Case, chart: list[Evidence], *,
           generated: Sequence[DraftStatement] | None = None,
-          required_sections: Sequence[str] = ()) -> dict[str, Any]:
-    """Metrics for one case as ``{name: [k, n] | float | None}`` plus the details behind them."""
+          required_sections: Sequence[str] = (),
+          judge: EntailmentJudge | None = None) -> dict[str, Any]:
+    """Metrics for one case as ``{name: [k, n] | float | None}`` plus the details behind them.
+
+    The ``*_nli`` metrics are there only when an entailment ``judge`` is given.
+    """
     final = [view(s) for s in draft.statements()]
     gen = [view(s) for s in generated] if generated else final
     shown_ids = {e.id for e in draft.evidence}
@@ -102,6 +145,11 @@ def score(draft: Draft, case: Case, chart: list[Evidence], *,
         "contradiction_surfaced": [int(flagged_any), 1] if case.expect.flag_expected else None,
         "case_error": [0, 1],
     }
+    if judge is not None:
+        shown_valid = {e.id: e for e in draft.evidence if e.id in valid}
+        nli = make_nli_supports(final, shown_valid, judge)
+        m["citation_recall_nli"] = list(M.alce_recall(final, nli))
+        m["citation_precision_nli"] = list(M.alce_precision(final, nli))
     details = {"omitted": missing, "forbidden_hits": forbidden, "injection_hits": injected,
                "phi_leaks": leaks, "statements": vc_final["statements"],
                "generated_statements": vc_gen["statements"],
