@@ -262,21 +262,25 @@ class ChartStore:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def patients(self) -> list[PatientRow]:
-        counts = dict(self._query(select(evidence_table.c.patient_id, func.count())
-                                  .group_by(evidence_table.c.patient_id)))
-        rows = self._query(select(evidence_table.c.patient_id, evidence_table.c.json)
-                           .where(evidence_table.c.resource_type == "Patient")
-                           .order_by(evidence_table.c.patient_id))
+    def patients(self, only: str | None = None) -> list[PatientRow]:
+        """Every loaded patient (or just ``only``: indexed reads, not a scan of all patients)."""
+        count_q = select(evidence_table.c.patient_id, func.count())
+        rows_q = (select(evidence_table.c.patient_id, evidence_table.c.json)
+                  .where(evidence_table.c.resource_type == "Patient"))
+        if only is not None:
+            count_q = count_q.where(evidence_table.c.patient_id == only)
+            rows_q = rows_q.where(evidence_table.c.patient_id == only)
+        counts = dict(self._query(count_q.group_by(evidence_table.c.patient_id)))
         out = []
-        for pid, raw in rows:
+        for pid, raw in self._query(rows_q.order_by(evidence_table.c.patient_id)):
             data = json.loads(raw).get("data") or {}
             out.append(PatientRow(id=pid, name=data.get("name"), birth_date=data.get("birth_date"),
                                   gender=data.get("gender"), evidence=int(counts.get(pid, 0))))
         return out
 
     def patient(self, patient_id: str) -> PatientRow | None:
-        return next((p for p in self.patients() if p.id == patient_id), None)
+        found = self.patients(only=patient_id)
+        return found[0] if found else None
 
     def evidence_for(
         self, patient_id: str, resource_types: Iterable[str] | None = None
