@@ -38,13 +38,18 @@ def parse_issuers(entries: list[str]) -> dict[str, str | None]:
 
 
 class ReplayCache:
-    """jti values seen until their token expires (one process; a shared store for replicas)."""
+    """jti values seen until their token expires. With ``claim`` (the service database's
+    ``Store.claim_jti``) every worker and replica sharing the database refuses a replay;
+    without it, only this process remembers."""
 
-    def __init__(self) -> None:
+    def __init__(self, claim: Callable[[str, float], bool] | None = None) -> None:
         self._seen: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._claim = claim
 
     def check_and_add(self, key: str, exp: float) -> bool:
+        if self._claim is not None:
+            return self._claim(key, exp + LEEWAY_S)
         now = time.time()
         with self._lock:
             if len(self._seen) > 10_000:

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from assistant.api import audit, cds, charts, drafts, evidence, patients, problems
 from assistant.api.deps import Services, Svc
 from assistant.auth import Authenticator, dev_private_key
-from assistant.cds_jwt import CdsJwtVerifier, parse_issuers
+from assistant.cds_jwt import CdsJwtVerifier, ReplayCache, parse_issuers
 from assistant.jobs import Jobs
 from assistant.runtime import Runtime
 from assistant.settings import Settings, get_settings
@@ -35,7 +35,8 @@ def build_services(settings: Settings) -> Services:
     dev_key = dev_private_key(settings).public_key() if settings.dev_auth else None
     return Services(settings=settings, rt=rt, store=store, jobs=Jobs(rt, store),
                     auth=Authenticator(settings),
-                    cds=CdsJwtVerifier(parse_issuers(settings.cds_issuers), dev_key=dev_key))
+                    cds=CdsJwtVerifier(parse_issuers(settings.cds_issuers), dev_key=dev_key,
+                                       replay=ReplayCache(claim=store.claim_jti)))
 
 
 def _outbox_loop(svc: Services, stop: threading.Event) -> None:

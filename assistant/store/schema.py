@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     Column,
     DateTime,
+    Float,
     Integer,
     MetaData,
     String,
@@ -70,6 +71,15 @@ cds_feedback = Table(
     Column("outcome_timestamp", String(40)),
     Column("actor", String(200)),
     Column("at", DateTime(timezone=True), nullable=False),
+)
+
+# CDS client JWT ids seen, until their token expires: in the database so that every worker and
+# replica sharing it refuses a replay, not only the process that saw the token first.
+cds_jti = Table(
+    "cds_jti",
+    metadata,
+    Column("key", String(400), primary_key=True),  # "issuer|jti"
+    Column("expires", Float, nullable=False),
 )
 
 # Signed drafts waiting for (or done with) write-back; nothing leaves this table on failure.

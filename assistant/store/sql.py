@@ -7,6 +7,7 @@ created on start. Methods take and return our models (``Draft``, ``AuditRecord``
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -17,13 +18,14 @@ from sqlalchemy import (
     Engine,
     bindparam,
     create_engine,
+    delete,
     event,
     func,
     insert,
     select,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from assistant.audit import GENESIS, AuditEvent, AuditRecord, now_iso, record_hash
 from assistant.draft import Draft
@@ -66,6 +68,7 @@ class DraftRef(NamedTuple):
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
+        self._jti_claims = 0
         sqlite = url.startswith("sqlite")
         # A pre-ping is a round trip per checkout: worth it for a server that may drop idle
         # connections, pointless for a local SQLite file.
@@ -94,6 +97,26 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    # --- CDS client JWT ids -------------------------------------------------------------------
+    def claim_jti(self, key: str, expires: float) -> bool:
+        """Record a CDS JWT id until ``expires``; False when it is already recorded and unexpired
+        (a replay). The primary key makes two workers racing on one id see one winner."""
+        now = time.time()
+        try:
+            with self.engine.begin() as c:
+                c.execute(delete(t.cds_jti).where(t.cds_jti.c.key == key,
+                                                  t.cds_jti.c.expires <= now))
+                c.execute(insert(t.cds_jti).values(key=key, expires=expires))
+                self._jti_claims += 1
+                if self._jti_claims % 1000 == 0:  # keep the table to live tokens
+                    c.execute(delete(t.cds_jti).where(t.cds_jti.c.expires <= now))
+            return True
+        except IntegrityError:
+            return False
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database error: {type(exc).__name__}", where="cds jti",
+                             fix="retry; if it persists check the database") from exc
 
     # --- drafts -------------------------------------------------------------------------------
     def save_draft(self, draft: Draft, *, chart_version: str | None = None,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import jwt
 import pytest
 from jwks_server import KeyPair, jwks_server
+from service_store_fixtures import BACKENDS, open_store
 
-from assistant.cds_jwt import CdsJwtVerifier, parse_issuers
+from assistant.cds_jwt import CdsJwtVerifier, ReplayCache, parse_issuers
+from assistant.store import Store
 from retrieval.errors import AuthError
 
 AUD = "http://127.0.0.1:8000/cds-services/chartdraft-patient-view"
@@ -79,3 +82,27 @@ def test_key_not_in_jwks_refused(base: str) -> None:
     stranger = KeyPair("ehr-1")  # same kid, different key: the signature fails
     with pytest.raises(AuthError):
         _verifier(base).verify(f"Bearer {_tok(stranger, base)}", audience=AUD)
+
+
+@pytest.fixture(params=BACKENDS)
+def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    yield from open_store(request.param, tmp_path)
+
+
+def test_a_replay_is_refused_by_every_worker_sharing_the_database(
+        key: KeyPair, base: str, shared_db: Store, tmp_path: Path) -> None:
+    # Two service workers: separate verifiers (and, for SQLite, separate connections to one file).
+    other = Store(shared_db.url) if shared_db.url.startswith("sqlite") else shared_db
+    a, b = (CdsJwtVerifier(parse_issuers([base]), replay=ReplayCache(claim=s.claim_jti))
+            for s in (shared_db, other))
+    tok = _tok(key, base)
+    assert a.verify(f"Bearer {tok}", audience=AUD)["sub"] == "ehr-client"
+    with pytest.raises(AuthError, match="already used"):
+        b.verify(f"Bearer {tok}", audience=AUD)
+    assert b.verify(f"Bearer {_tok(key, base)}", audience=AUD)  # a fresh jti is fine
+    # An id whose token has expired may be recorded again.
+    assert shared_db.claim_jti("iss|old", time.time() - 1)
+    assert shared_db.claim_jti("iss|old", time.time() + 60)
+    assert not other.claim_jti("iss|old", time.time() + 60)
+    if other is not shared_db:
+        other.close()
