@@ -66,15 +66,34 @@ def _check_backends(names: list[str], *, service: str | None = None) -> None:
                                f"pass --backend {','.join(('extractive', *MODEL_BACKENDS))}")
 
 
-def _state(out: Path, suite_hash: str) -> dict[str, Any]:
+def _identity(cfg: RunConfig) -> dict[str, Any]:
+    """What must not change between a run and its resumption: finished cases are kept as they
+    are, so resuming with other code, model, settings or judge would mix two runs in one file."""
+    from evals.results import git_commit
+
+    sha, _ = git_commit()
+    return {"git_commit": sha, "model": cfg.model, "service": cfg.service,
+            "settings": json.loads(json.dumps(cfg.settings, default=str, sort_keys=True)),
+            "max_statements": cfg.max_statements,
+            "nli_model": str(cfg.nli_model) if cfg.nli_model else None}
+
+
+def _state(out: Path, suite_hash: str, identity: dict[str, Any]) -> dict[str, Any]:
     path = out / "state.json"
     if path.exists():
         st = json.loads(path.read_text())
         if st.get("suite_sha256") != suite_hash:
             raise BadInput(f"{out} holds a run of a different version of this suite",
                            where="--out", fix="use a new --out folder (or delete the old one)")
+        before = st.get("identity")
+        if before is not None and before != identity:
+            changed = sorted(k for k in identity if before.get(k) != identity[k])
+            raise BadInput(f"{out} holds a run made with a different {', '.join(changed)}; "
+                           "resuming would mix two runs in one results file",
+                           where="--out", fix="use a new --out folder, or resume with the "
+                           "same commit and options")
         return dict(st)
-    st = {"suite_sha256": suite_hash, "anchor": date.today().isoformat()}
+    st = {"suite_sha256": suite_hash, "anchor": date.today().isoformat(), "identity": identity}
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(st))
     return st
@@ -118,7 +137,7 @@ def run(cfg: RunConfig, *, progress: Progress | None = None) -> dict[str, Any]:
         judge = load_judge(cfg.nli_model)
     suite, suite_hash = load_suite(cfg.suite)
     out = Path(cfg.out)
-    state = _state(out, suite_hash)
+    state = _state(out, suite_hash, _identity(cfg))
     anchor = date.fromisoformat(state["anchor"])
     charts = {k: materialize(k, spec, out / "charts", anchor=anchor)
               for k, spec in suite.charts.items()}

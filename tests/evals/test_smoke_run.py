@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from evals.cli import app
 from evals.runner import RunConfig, read_jsonl, run
 from evals.schema import load, problems
+from retrieval.errors import BadInput
 
 DOC_TYPES = {"summary", "discharge-instructions", "prior-auth"}
 
@@ -69,6 +70,16 @@ def test_rerun_resumes_without_redrafting(extractive_run: tuple[Path, dict]) -> 
     again = run(RunConfig(suite="smoke", out=out, backends=["extractive"], checker=False))
     assert read_jsonl(out / "cases.jsonl") == before  # nothing drafted twice
     assert again["runs"]["extractive"]["aggregate"] == first["runs"]["extractive"]["aggregate"]
+
+
+def test_resuming_with_other_options_is_refused(extractive_run: tuple[Path, dict]) -> None:
+    out, _ = extractive_run
+    before = read_jsonl(out / "cases.jsonl")
+    with pytest.raises(BadInput, match="different max_statements, model") as exc:
+        run(RunConfig(suite="smoke", out=out, backends=["extractive"], checker=False,
+                      model="/elsewhere/other.gguf", max_statements=2))
+    assert exc.value.where == "--out"
+    assert read_jsonl(out / "cases.jsonl") == before  # nothing was added or lost
 
 
 def test_compare_with_itself_passes_the_gate(extractive_run: tuple[Path, dict]) -> None:
