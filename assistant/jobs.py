@@ -22,6 +22,7 @@ from typing import Any
 
 from assistant.audit import AuditEvent, output_hash
 from assistant.draft import Draft
+from assistant.metrics import Metrics
 from assistant.pipeline import DraftRequest, run_draft
 from assistant.runtime import Runtime
 from assistant.store import Store
@@ -86,8 +87,9 @@ def draft_output_hash(draft: Draft) -> str:
 
 class Jobs:
     def __init__(self, rt: Runtime, store: Store, *, workers: int = 2, max_pending: int = 64,
-                 keep_channels: int = 256) -> None:
+                 keep_channels: int = 256, metrics: Metrics | None = None) -> None:
         self.rt, self.store = rt, store
+        self.metrics = metrics or Metrics()
         self.max_pending = max_pending
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="draft")
         self._channels: OrderedDict[str, Channel] = OrderedDict()
@@ -125,6 +127,7 @@ class Jobs:
                prepare: Callable[[], None] | None, purpose: str | None) -> Draft:
         with self._lock:
             if self._pending >= self.max_pending:
+                self.metrics.job_refused()
                 raise StoreError("too many drafts are being generated right now",
                                  where="draft queue", fix="retry in a minute")
             self._pending += 1
@@ -147,6 +150,7 @@ class Jobs:
                     break
                 self._channels.pop(old_id)
         snapshot = draft.model_copy(deep=True)  # the worker mutates its own copy
+        self.metrics.job_queued(req.doc_type)
         self._pool.submit(self._run, draft, req, ch, actor, role, prepare, purpose, key)
         return snapshot
 
@@ -159,6 +163,8 @@ class Jobs:
     def _run(self, draft: Draft, req: DraftRequest, ch: Channel, actor: str, role: str,
              prepare: Callable[[], None] | None, purpose: str | None,
              key: tuple[str | None, ...]) -> None:
+        self.metrics.job_started()
+        requested = req.backend or self.rt.settings.backend
         try:
             if prepare is not None:
                 prepare()
@@ -182,6 +188,7 @@ class Jobs:
             log.info("draft %s done: %d statements, %d open flags, %.2fs", result.id,
                      len(result.statements()), len(result.open_flags()),
                      result.timings.get("total", 0.0))
+            self.metrics.draft_finished(result, requested)
             ch.publish({"type": "done", "draft_id": result.id, "status": result.status})
         except Exception as exc:  # the draft must end in a state, whatever happened
             reason = failure_reason(exc, draft.id)
@@ -193,9 +200,11 @@ class Jobs:
                     target=draft.id, purpose=f"failed: {type(exc).__name__}"))
             except ChartdraftError:
                 log.error("could not record failure of draft %s", draft.id)
+            self.metrics.draft_finished(draft, requested)
             ch.publish({"type": "done", "draft_id": draft.id, "status": "failed",
                         "error": reason})
         finally:
+            self.metrics.job_ended()
             ch.done.set()
             with self._lock:
                 self._pending -= 1

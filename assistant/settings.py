@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     )
     fhir_server_url: str | None = Field(default=None, description="Where signed drafts go.")
     fhir_server_token: SecretStr | None = None
+    metrics_public: bool = Field(
+        default=False, description="Serve GET /metrics without auth (trusted scrape network).")
 
     # --- checks -----------------------------------------------------------------------------
     reading_grade_target: float = 6.0

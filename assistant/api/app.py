@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
 from assistant.api import audit, cds, charts, drafts, evidence, patients, problems
 from assistant.api.deps import Services, Svc
 from assistant.auth import Authenticator, dev_private_key
 from assistant.cds_jwt import CdsJwtVerifier, ReplayCache, parse_issuers
 from assistant.jobs import Jobs
+from assistant.metrics import CONTENT_TYPE, HttpMetrics, Metrics, check_scrape_access
 from assistant.runtime import Runtime
 from assistant.settings import Settings, get_settings
 from assistant.store import Store
@@ -33,7 +34,9 @@ def build_services(settings: Settings) -> Services:
     rt = Runtime(settings)
     store = Store(settings.sql_url)
     dev_key = dev_private_key(settings).public_key() if settings.dev_auth else None
-    return Services(settings=settings, rt=rt, store=store, jobs=Jobs(rt, store),
+    metrics = Metrics(cds_services=cds.SERVICES)
+    metrics.watch(store, rt)
+    return Services(settings=settings, rt=rt, store=store, jobs=Jobs(rt, store, metrics=metrics),
                     auth=Authenticator(settings),
                     cds=CdsJwtVerifier(parse_issuers(settings.cds_issuers), dev_key=dev_key,
                                        replay=ReplayCache(claim=store.claim_jti)))
@@ -49,6 +52,7 @@ def _outbox_loop(svc: Services, stop: threading.Event) -> None:
             return
         try:
             counts = process_outbox(svc.store, base_url=svc.settings.fhir_server_url, token=token)
+            svc.jobs.metrics.writeback_done(counts["sent"], counts["failed"])
             if counts["sent"] or counts["failed"]:
                 log.info("write-back: %d sent, %d failed (will retry)", counts["sent"],
                          counts["failed"])
@@ -87,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = svc
+    app.add_middleware(HttpMetrics, metrics=svc.jobs.metrics)
     problems.install(app)
     for r in (drafts.router, patients.router, charts.router, evidence.router, audit.router,
               cds.router):
@@ -97,6 +102,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         svc.store.audit_head()
         return {"status": "ok", "backend": svc.settings.backend,
                 "writeback": "configured" if svc.settings.fhir_server_url else "off"}
+
+    # Sync: checking a JWT may fetch the issuer's JWKS, and the scrape reads the outbox table.
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (admin, or public by setting)",
+             response_class=Response)
+    def metrics(request: Request, svc: Svc) -> Response:
+        check_scrape_access(svc.settings, svc.auth, request.headers.get("authorization"),
+                            request.headers.get("x-api-key"))
+        return Response(svc.jobs.metrics.render(), media_type=CONTENT_TYPE)
 
     _mount_ui(app)
     return app
