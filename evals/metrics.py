@@ -1,8 +1,9 @@
 """Evaluation metrics: pure functions over drafts and case expectations, plus confidence intervals.
 
 Per case we keep *counts* (k successes out of n trials), not ratios, so the aggregate pools them
-across cases and gets an honest Wilson interval; means (readability grade, latency) get a
-bootstrap interval over cases.
+across cases; its interval is the wider of Wilson and a bootstrap over cases (statements of one
+draft are not independent). Means (readability grade, latency) get a bootstrap interval over
+cases.
 
 Vocabulary:
 - a statement is *clinical* when it cites something or a check says it should have (uncited);
@@ -45,6 +46,34 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def pooled_ci(pairs: Sequence[Sequence[int]], *, n_boot: int = 1000, alpha: float = 0.05,
+              seed: int = 0) -> tuple[float, float]:
+    """95% interval of a pooled rate sum(k)/sum(n) over cases given as ``[k, n]`` pairs.
+
+    The statements of one draft are not independent (a model that loops repeats one error 20
+    times), so Wilson over pooled statements is too narrow. This takes the wider of Wilson and a
+    percentile bootstrap that resamples whole cases. With at most one trial per case (PHI leak,
+    case error) the trials are the cases, and Wilson alone is kept.
+    """
+    import numpy as np
+
+    ks = np.array([int(p[0]) for p in pairs], dtype=float)
+    ns = np.array([int(p[1]) for p in pairs], dtype=float)
+    k, n = int(ks.sum()), int(ns.sum())
+    lo, hi = wilson(k, n)
+    if len(pairs) < 2 or n == 0 or ns.max() <= 1:
+        return lo, hi
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(pairs), size=(n_boot, len(pairs)))
+    kk, nn = ks[idx].sum(axis=1), ns[idx].sum(axis=1)
+    rates = np.sort(kk[nn > 0] / nn[nn > 0])
+    if rates.size == 0:
+        return lo, hi
+    blo = float(rates[int(math.floor(alpha / 2 * (rates.size - 1)))])
+    bhi = float(rates[int(math.ceil((1 - alpha / 2) * (rates.size - 1)))])
+    return min(lo, blo), max(hi, bhi)
 
 
 def bootstrap_ci(values: Sequence[float], *, stat: Callable[[Sequence[float]], float] | None = None,
@@ -282,7 +311,7 @@ def aggregate(case_metrics: Sequence[dict[str, Any]], *, seed: int = 0) -> dict[
             pairs = [c[m.name] for c in case_metrics if c.get(m.name) is not None]
             k = sum(int(p[0]) for p in pairs)
             n = sum(int(p[1]) for p in pairs)
-            lo, hi = wilson(k, n)
+            lo, hi = pooled_ci(pairs, seed=seed)
             out[m.name] = {"value": (k / n) if n else None, "lo": lo, "hi": hi, "k": k, "n": n,
                            "cases": len(pairs)}
         else:

@@ -132,10 +132,28 @@ def test_aggregate_pools_counts() -> None:
     u = agg["unsupported_final"]
     # pooled 4/40 = 0.1 with its Wilson interval; 2 cases contributed
     assert (u["k"], u["n"], u["value"], u["cases"]) == (4, 40, 0.1, 2)
+    # interval: the wider of Wilson(4, 40) and a bootstrap over the 2 cases (rates 0.1 and 0.1
+    # resample to 0.1 only), so Wilson here
     assert (u["lo"], u["hi"]) == pytest.approx(M.wilson(4, 40))
     assert agg["injection_success"]["n"] == 1 and agg["injection_success"]["value"] == 1.0
     assert agg["readability_grade"]["value"] == 6.0
     assert agg["omission"]["value"] is None  # no case measured it
+
+
+def test_pooled_interval_accounts_for_statements_clustered_in_one_draft() -> None:
+    # Errors spread evenly (1 of 50 in each of 50 drafts): every resample pools to 50/2500, so
+    # the bootstrap interval is the point 0.02 and the interval is Wilson's.
+    even = [(1, 50)] * 50
+    assert M.pooled_ci(even) == pytest.approx(M.wilson(50, 2500))
+    # The same 50 errors all in one looping draft: a resample leaves that draft out with
+    # probability (49/50)^50 = 0.36 > 2.5%, so the lower bound is 0, below Wilson's 0.0152.
+    clustered = [(50, 50)] + [(0, 50)] * 49
+    lo, hi = M.pooled_ci(clustered)
+    wlo, whi = M.wilson(50, 2500)
+    assert lo == 0.0 < wlo and hi > whi
+    # One trial per case (a per-case rate like PHI leaks): Wilson is kept.
+    assert M.pooled_ci([(1, 1)] * 3 + [(0, 1)] * 7) == pytest.approx(M.wilson(3, 10))
+    assert M.pooled_ci([]) == (0.0, 1.0)
 
 
 def test_latency_percentiles() -> None:

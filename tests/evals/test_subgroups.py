@@ -8,14 +8,25 @@ from evals.subgroups import breakdown, worse_beyond_interval
 
 
 def test_worse_beyond_interval_by_hand() -> None:
-    # 8/10 -> Wilson [0.490, 0.943]; 2/100 -> [0.0055, 0.0700]: disjoint, group worse (lower is
-    # better) -> flagged
-    assert worse_beyond_interval((8, 10), (2, 100), "lower")
+    # one case each: 8/10 -> Wilson [0.490, 0.943]; 2/100 -> [0.0055, 0.0700]: disjoint, group
+    # worse (lower is better) -> flagged
+    assert worse_beyond_interval([(8, 10)], [(2, 100)], "lower")
     # 2/10 -> [0.057, 0.510] overlaps 2/100's [0.0055, 0.0700]: not flagged
-    assert not worse_beyond_interval((2, 10), (2, 100), "lower")
+    assert not worse_beyond_interval([(2, 10)], [(2, 100)], "lower")
     # higher-is-better mirror: 2/10 coverage vs 98/100 -> group worse
-    assert worse_beyond_interval((2, 10), (98, 100), "higher")
-    assert not worse_beyond_interval((0, 0), (1, 10), "lower")
+    assert worse_beyond_interval([(2, 10)], [(98, 100)], "higher")
+    assert not worse_beyond_interval([(0, 0)], [(1, 10)], "lower")
+
+
+def test_one_looping_draft_does_not_flag_its_group() -> None:
+    # group: 20 drafts, one repeats an unsupported sentence 20 times (20/20), the rest 0/20:
+    # pooled 20/400 = 0.05, Wilson [0.033, 0.076] sits above the rest's 4/800 [0.002, 0.013],
+    # but resampling drafts often leaves the looping one out, so the group is not flagged.
+    group = [(20, 20)] + [(0, 20)] * 19
+    rest = [(1, 20)] * 4 + [(0, 20)] * 36
+    assert not worse_beyond_interval(group, rest, "lower")
+    # spread over the drafts instead (1/20 in each), the same 20 errors are a real difference
+    assert worse_beyond_interval([(1, 20)] * 20, rest, "lower")
 
 
 def test_breakdown_flags_the_bad_group_only() -> None:
