@@ -43,6 +43,7 @@ _DRUG_ONLY_NKA = re.compile(
     r"\bnkda\b"
 )
 # A dated or past-tense statement about a dose describes an old order, not the current one.
+_STOP_INSTRUCTION = re.compile(r"\b(?:stop (?:taking|using)|do not (?:take|use) any more)\b")
 _HISTORY = re.compile(
     r"\b(?:previously|formerly|was (?:prescribed|started|given|on|taking)|"
     r"had been|used to)\b"
@@ -228,7 +229,11 @@ def check_contradiction(
             )
         else:
             historical = bool(_HISTORY.search(facts.canon))
-        if not orders or facts.status_claim == "inactive" or historical:
+        # "Stop taking tacrolimus 5 mg/mL injection" names the stopped order's strength, which
+        # may differ from a still-active order of the same drug; the support check still ties
+        # the dose to what the statement cites.
+        if not orders or facts.status_claim == "inactive" or historical \
+                or _STOP_INSTRUCTION.search(facts.canon):
             continue
         mass = [
             (v, u)

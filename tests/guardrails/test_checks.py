@@ -49,6 +49,28 @@ def test_contradiction_even_when_the_citation_backs_it(ana: list[Evidence]) -> N
     assert any("Penicillin" in r.reason for r in res if r.check == "contradiction")
 
 
+def test_stopping_another_form_of_an_active_drug_is_not_a_dose_contradiction() -> None:
+    # Synthea-shaped: a stopped tacrolimus injection and an active oral tacrolimus 1 mg.
+    pid = "p-tac"
+    stopped = Evidence(id="MedicationRequest/inj", patient_id=pid,
+                       resource_type="MedicationRequest", title="1 ML tacrolimus 5 MG/ML Injection",
+                       text="1 ml tacrolimus 5 mg/ml injection, stopped, ordered 2020-01-02",
+                       data={"status": "stopped", "drug": "1 ML tacrolimus 5 MG/ML Injection",
+                             "strength_value": 5, "strength_unit": "mg/ml"})
+    active = Evidence(id="MedicationRequest/oral", patient_id=pid,
+                      resource_type="MedicationRequest", title="tacrolimus 1 MG Oral Capsule",
+                      text="tacrolimus 1 mg oral capsule, active since 2020-01-03",
+                      data={"status": "active", "drug": "tacrolimus 1 MG Oral Capsule",
+                            "strength_value": 1, "strength_unit": "mg"})
+    chart = [Evidence(id=f"Patient/{pid}", patient_id=pid, resource_type="Patient",
+                      title="Synthetic Patient", text="Synthetic Patient"), stopped, active]
+    res = run(chart, "Stop taking 1 ml tacrolimus 5 mg/ml injection.", [stopped.id])
+    assert worst(res) == "supported", [r.reason for r in res if r.verdict != "supported"]
+    # The same wrong strength given as the current dose is still a contradiction.
+    res = run(chart, "Take tacrolimus 5 mg twice daily.", [active.id])
+    assert worst(res) in ("contradicted", "unsupported")
+
+
 def test_is_clinical() -> None:
     assert not is_clinical("Not documented in the chart.")
     assert not is_clinical("Please call your doctor if you have questions.")
