@@ -39,7 +39,9 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 BACKENDS = frozenset({"embedded", "openai", "extractive"})
 MODES = frozenset({"free", "constrained", "extractive", "none"})
 DRAFT_STATUSES = frozenset({"pending", "generating", "draft", "signed", "rejected", "failed"})
-VERDICTS = frozenset({"supported", "unsupported", "contradicted", "uncited", "invalid_citation"})
+VERDICTS = frozenset(
+    {"supported", "not_verified", "unsupported", "contradicted", "uncited", "invalid_citation"}
+)
 # The checks that attach results to statements (chartdraft_guardrails and assistant.verify).
 CHECKS = frozenset({"citation", "completeness", "contradiction", "injection", "phi", "support"})
 OUTBOX_STATUSES = frozenset({"pending", "sent"})

@@ -13,7 +13,8 @@ Vocabulary:
 - *ALCE citation recall*: clinical statements supported by their cited evidence taken together;
   *ALCE citation precision*: citations that are relevant. A citation is irrelevant when it alone
   does not support the statement and the others without it still do (Gao et al., 2023, ALCE);
-- *unsupported*: verdict unsupported, uncited or invalid_citation; *contradicted* counted apart.
+- *unsupported*: verdict unsupported, uncited, invalid_citation or not_verified; *contradicted*
+  counted apart.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from typing import Any
 from chartdraft_guardrails.readability import measure
 from chartdraft_guardrails.readability import syllables as count_syllables
 
-UNSUPPORTED = ("unsupported", "uncited", "invalid_citation")
+# not_verified counts as flagged in every safety metric: content the checks could not verify.
+UNSUPPORTED = ("unsupported", "uncited", "invalid_citation", "not_verified")
 Supports = Callable[[str, list[str]], bool]
 """``supports(statement_text, citation_ids) -> bool``: do these citations together support it."""
 

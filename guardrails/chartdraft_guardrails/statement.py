@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Verdict = Literal["supported", "unsupported", "contradicted", "uncited", "invalid_citation"]
+Verdict = Literal[
+    "supported", "not_verified", "unsupported", "contradicted", "uncited", "invalid_citation"
+]
 
 # Worst first: a statement's overall verdict is the worst of its checks' verdicts.
 VERDICT_SEVERITY: dict[str, int] = {
@@ -14,6 +16,9 @@ VERDICT_SEVERITY: dict[str, int] = {
     "invalid_citation": 3,
     "unsupported": 2,
     "uncited": 1,
+    # Clinical content the checks could not tie to what it cites (an unknown term, an
+    # interpretation with no known range): flagged, but not evidence of an error.
+    "not_verified": 1,
     "supported": 0,
 }
 

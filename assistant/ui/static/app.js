@@ -14,6 +14,7 @@ const VERDICT_WORDS = {
   invalid_citation: "Cites something it may not",
   unsupported: "Not supported by its sources",
   uncited: "No source cited",
+  not_verified: "Could not be checked against its sources",
   supported: "Supported",
 };
 const state = { config: null, patients: null, draft: null, abort: null, panelReturn: null };
