@@ -42,6 +42,19 @@ Organization      name, npi, type, phone, address
 other patient     name, effective (a generic unit for Goal, Device, ImagingStudy...)
   resources
 
+``links`` (MedicationRequest, Procedure, Encounter, CarePlan, ServiceRequest, Appointment,
+Condition): the chart's own FHIR links, kept as evidence ids ``ResourceType/id`` (``urn:uuid:``
+and absolute references were rewritten by the loader; contained ``#x`` ones are dropped), keys
+only when present:
+  reason      reasonReference (MedicationRequest, Procedure, Encounter, ServiceRequest,
+              Appointment); its words are in ``reason`` too (the display, else the target's name)
+  based_on    basedOn (MedicationRequest, Procedure, ServiceRequest, CarePlan, Appointment)
+  part_of     Procedure.partOf
+  diagnosis   Encounter.diagnosis.condition
+  addresses   CarePlan.addresses (its names are in ``addresses``)
+  evidence    Condition.evidence.detail (what the diagnosis rests on)
+The guardrails check purpose and causal claims ("for your gout", "due to") against them.
+
 Billing resources (Claim, ExplanationOfBenefit) and directory entries (Location, PractitionerRole)
 give no evidence. A resource that parsed but cannot be normalized is reported as a LoadIssue and
 skipped; normalization never stops for it.

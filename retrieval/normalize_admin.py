@@ -17,6 +17,8 @@ from retrieval.normalize_common import (
     day,
     evidence,
     join,
+    linked_name,
+    links_of,
     period_end,
     period_start,
     ref_display,
@@ -163,14 +165,16 @@ def appointment(r: LoadedResource, ctx: Context) -> list[Evidence]:
              if str((p.get("actor") or {}).get("reference", "")).startswith("Location/")]
     start, end = res.get("start"), res.get("end")
     reason = cc_text(as_list(res.get("reasonCode"))) or join(
-        *(ref_display(x) for x in as_list(res.get("reasonReference")))) or None
+        *(linked_name(x, ctx, res) for x in as_list(res.get("reasonReference")))) or None
     data: Json = {"name": name, "status": res.get("status"), "appointment_type": kind,
                   "start": start, "end": end, "with": [w for w in with_whom if w],
                   "location": next((w for w in where if w), None), "reason": reason,
                   "cancelation_reason": cc_text(res.get("cancelationReason")),
                   # the order this visit was booked for: its statement cites both
                   "based_on": [str(b.get("reference")) for b in as_list(res.get("basedOn"))
-                               if isinstance(b, dict) and b.get("reference")]}
+                               if isinstance(b, dict) and b.get("reference")],
+                  "links": links_of(res, reason=res.get("reasonReference"),
+                                    based_on=res.get("basedOn"))}
     text = join(f"Appointment: {name}", res.get("status"),
                 f"on {day(start)}" if start else None,
                 f"with {', '.join(data['with'])}" if data["with"] else None,

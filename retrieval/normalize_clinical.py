@@ -24,6 +24,8 @@ from retrieval.normalize_common import (
     evidence,
     fmt_num,
     join,
+    linked_name,
+    links_of,
     period_end,
     period_start,
     quantity,
@@ -34,9 +36,9 @@ from retrieval.normalize_common import (
 )
 
 
-def _reasons(res: Json) -> str | None:
+def _reasons(res: Json, ctx: Context) -> str | None:
     parts = [cc_text(c) for c in as_list(res.get("reasonCode"))]
-    parts += [ref_display(x) for x in as_list(res.get("reasonReference"))]
+    parts += [linked_name(x, ctx, res) for x in as_list(res.get("reasonReference"))]
     return join(*parts) or None
 
 
@@ -70,6 +72,8 @@ def condition(r: LoadedResource, ctx: Context) -> list[Evidence]:
         "category": cc_text(res.get("category")),
         "icd10": codes_in(res.get("code"), ICD10),
         "snomed": codes_in(res.get("code"), SNOMED),
+        # what the diagnosis rests on (Condition.evidence.detail: Observations, other Conditions)
+        "links": links_of(res, evidence=res.get("evidence")),
     }
     text = join(name, clinical, verification,
                 f"since {day(onset)}" if isinstance(onset, str) else None,
@@ -201,7 +205,9 @@ def procedure(r: LoadedResource, ctx: Context) -> list[Evidence]:
     data: Json = {"name": name, "performed": performed,
                   "performed_end": period_end(res.get("performedPeriod")),
                   "snomed": code_in(res.get("code"), SNOMED), "cpt": code_in(res.get("code"), CPT),
-                  "reason": _reasons(res)}
+                  "reason": _reasons(res, ctx),
+                  "links": links_of(res, reason=res.get("reasonReference"),
+                                    based_on=res.get("basedOn"), part_of=res.get("partOf"))}
     text = join(name, res.get("status"), f"on {day(performed)}" if performed else None,
                 f"reason: {data['reason']}" if data["reason"] else None)
     return [evidence(r, title=name, text=text, data=data, codes=codes_of(res.get("code")),
@@ -229,7 +235,9 @@ def encounter(r: LoadedResource, ctx: Context) -> list[Evidence]:
     hosp = res.get("hospitalization") or {}
     disposition = cc_text(hosp.get("dischargeDisposition"))
     data: Json = {"class": cls_text, "type": etype, "start": start, "end": end,
-                  "reason": _reasons(res), "discharge_disposition": disposition,
+                  "reason": _reasons(res, ctx), "discharge_disposition": disposition,
+                  "links": links_of(res, reason=res.get("reasonReference"),
+                                    diagnosis=res.get("diagnosis")),
                   "service_provider": ref_display(res.get("serviceProvider")),
                   "location": join(*(ref_display((x or {}).get("location"))
                                      for x in as_list(res.get("location")))) or None}
@@ -253,9 +261,11 @@ def care_plan(r: LoadedResource, ctx: Context) -> list[Evidence]:
         if label:
             activities.append({"activity": label, "status": det.get("status")})
     start, end = period_start(res.get("period")), period_end(res.get("period"))
-    addresses = [ref_display(x) for x in as_list(res.get("addresses"))]
+    addresses = [linked_name(x, ctx, res) for x in as_list(res.get("addresses"))]
     data: Json = {"name": name, "intent": res.get("intent"), "start": start, "end": end,
-                  "activities": activities, "addresses": [a for a in addresses if a]}
+                  "activities": activities, "addresses": [a for a in addresses if a],
+                  "links": links_of(res, addresses=res.get("addresses"),
+                                    based_on=res.get("basedOn"))}
     text = join(f"Care plan: {name}", res.get("status"),
                 f"since {day(start)}" if start else None,
                 f"until {day(end)}" if end else None,
@@ -273,7 +283,9 @@ def service_request(r: LoadedResource, ctx: Context) -> list[Evidence]:
     cpt = code_in(res.get("code"), CPT)
     data: Json = {"code": name, "cpt": cpt, "snomed": code_in(res.get("code"), SNOMED),
                   "intent": res.get("intent"), "priority": res.get("priority"),
-                  "reason": _reasons(res), "authored_on": res.get("authoredOn"),
+                  "reason": _reasons(res, ctx), "authored_on": res.get("authoredOn"),
+                  "links": links_of(res, reason=res.get("reasonReference"),
+                                    based_on=res.get("basedOn")),
                   "occurrence": when(res, "occurrence"),
                   "requester": ref_display(res.get("requester"))}
     text = join(f"Order: {name}" + (f" (CPT {cpt})" if cpt else ""), res.get("status"),

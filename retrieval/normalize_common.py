@@ -104,6 +104,50 @@ def ref_display(ref: Any) -> str | None:
     return None
 
 
+def ref_id(ref: Any) -> str | None:
+    """A Reference's target as ``ResourceType/id`` (the loader already rewrote ``urn:uuid:``
+    and absolute URLs); contained (``#x``) and missing references give None."""
+    r = ref.get("reference") if isinstance(ref, dict) else None
+    return r if isinstance(r, str) and "/" in r and not r.startswith("#") else None
+
+
+def linked_name(ref: Any, ctx: Context, owner: Json) -> str | None:
+    """What a Reference points at, in words: its display, else the target's code text.
+
+    Synthea and many EHRs send ``reasonReference`` without a display: the linked Condition's
+    name is the reason a clinician reads, never the bare id.
+    """
+    if not isinstance(ref, dict):
+        return None
+    if ref.get("display"):
+        return str(ref["display"])
+    target = ctx.resolve(ref.get("reference"), owner)
+    if target is None:
+        return None
+    return cc_text(target.get("code") or target.get("type") or target.get("vaccineCode"))
+
+
+def links_of(res: Json, **fields: Any) -> dict[str, list[str]]:
+    """FHIR links kept as evidence ids: ``{"reason": ["Condition/x"], ...}``.
+
+    ``fields`` maps a links key to the Reference(s) it holds (a Reference, a list of them, or
+    dicts holding one under ``condition``/``detail``); empty keys are left out.
+    """
+    out: dict[str, list[str]] = {}
+    for key, value in fields.items():
+        ids: list[str] = []
+        for x in as_list(value):
+            if isinstance(x, dict) and "reference" not in x:
+                x = x.get("condition") or x.get("detail") or x.get("individual")
+            for y in as_list(x):
+                rid = ref_id(y)
+                if rid and rid not in ids:
+                    ids.append(rid)
+        if ids:
+            out[key] = ids
+    return out
+
+
 def num(v: Any) -> float | int | None:
     """A FHIR decimal as int when whole, else float (``1.0`` -> ``1``)."""
     if isinstance(v, bool) or v is None:

@@ -19,6 +19,8 @@ from retrieval.normalize_common import (
     evidence,
     fmt_num,
     join,
+    linked_name,
+    links_of,
     num,
     quantity,
     ref_display,
@@ -171,8 +173,11 @@ def medication_request(r: LoadedResource, ctx: Context) -> list[Evidence]:
         "dosage_text": dosage.get("text"),
         "authored_on": authored,
         "intent": res.get("intent"),
-        "reason": cc_text(res.get("reasonCode"))
-        or join(*(ref_display(x) for x in as_list(res.get("reasonReference")))) or None,
+        "reason": join(cc_text(res.get("reasonCode")) or "",
+                       *(linked_name(x, ctx, res) for x in as_list(res.get("reasonReference"))))
+        or None,
+        # why the order was written, as the chart links it (guardrails check purpose claims)
+        "links": links_of(res, reason=res.get("reasonReference"), based_on=res.get("basedOn")),
         "requester": ref_display(res.get("requester")),
         "encounter": (res.get("encounter") or {}).get("reference"),
         "change": None,  # one order alone cannot tell new/changed/stopped; left to callers
