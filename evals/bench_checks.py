@@ -4,6 +4,9 @@ Uses the largest shared Synthea chart; statements are built from its own evidenc
 procedures, conditions), half of them edited to be wrong. Prints the median over repeats of:
 cold (first draft on a chart: builds the per-chart facts), warm (the pipeline's case: the chart
 context is cached), and warm with Presidio NER for names (PHI-on; built once, not timed).
+Then the checks' accuracy on the labelled real-prose splits (``evals/labels/realprose/*-dev.json``
+and ``*-test.json``, when present): pass rate on correct statements, recall on defects, and the
+lowest per-category recall, as ``chartdraft eval checker`` computes them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from chartdraft_guardrails.statement import Statement
 from retrieval.evidence import Evidence
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "synthea-r4-bundles"
+LABELS = Path(__file__).resolve().parent / "labels" / "realprose"
 
 
 def _chart() -> list[Evidence]:
@@ -61,6 +65,37 @@ def _time(fn: object, repeats: int) -> float:
 
 
 def main() -> None:
+    latency()
+    labelled()
+
+
+def labelled() -> None:
+    from evals.checker import ChartCache, evaluate, load_labels, rows_for
+
+    files = sorted(LABELS.glob("*-dev.json")) + sorted(LABELS.glob("*-test.json"))
+    if not files:
+        print(f"labelled splits: none in {LABELS}")
+        return
+    cache = ChartCache()  # the splits share charts: load each once
+    for f in files:
+        t0 = time.perf_counter()
+        report = evaluate(rows_for([load_labels(f)], cache))
+        o, mcr = report["rules"]["overall"], report["rules"]["min_category_recall"]
+
+        def show(rate: dict[str, object]) -> str:
+            return "–" if rate["value"] is None else (
+                f"{rate['value']:.3f} [{rate['lo']:.2f}, {rate['hi']:.2f}]")
+
+        worst_cat = min(((v["recall"]["value"], c) for c, v in
+                         report["rules"]["per_category"].items()
+                         if v["recall"]["value"] is not None), default=(None, "–"))
+        print(f"{f.name}: n={o['n']}; pass rate on supported {show(o['pass_rate'])} "
+              f"(target >= 0.97); recall on defects {show(o['recall'])} (target >= 0.97); "
+              f"min category recall {'–' if mcr is None else f'{mcr:.3f}'} ({worst_cat[1]}; "
+              f"target >= 0.90); {time.perf_counter() - t0:.1f}s")
+
+
+def latency() -> None:
     if not DATA.exists():
         print(f"skipped: {DATA} is absent")
         return

@@ -6,6 +6,8 @@
     chartdraft eval run adversarial --service http://127.0.0.1:8000 --token $TOKEN
     chartdraft eval compare runs/base/results.json runs/cand/results.json --fail-on-regression
     chartdraft eval validate runs/core/results.json
+    chartdraft eval checker evals/labels/realprose/realprose-dev.json --errors 20
+    chartdraft eval checker corpus --synthea-dir ../shared/data/synthea-r4-bundles
 """
 
 from __future__ import annotations
@@ -136,6 +138,81 @@ def validate(path: Annotated[Path, typer.Argument(help="results.json to check")]
         _fail(exc)
         return
     typer.echo(f"valid (schema {doc['schema_version']}, {len(doc['cases'])} case records)")
+
+
+@app.command()
+def checker(
+    labels: Annotated[list[str], typer.Argument(
+        help="Labels JSON file(s) (format: evals/labels/README.md), or `corpus` for the checks' "
+             "built-in corpus.")],
+    charts_dir: Annotated[Path | None, typer.Option(
+        help="Resolve relative chart paths against this folder (default: each labels file's "
+             "folder).")] = None,
+    synthea_dir: Annotated[Path | None, typer.Option(
+        help="With `corpus`: the Synthea bundle folder its Synthea rows need (skipped without).")
+    ] = None,
+    judge: Annotated[str | None, typer.Option(
+        help="Also ask an entailment judge: `llm` (the OpenAI-compatible backend in the "
+             "settings) or `nli:PATH` (a local NLI model folder); reports its agreement with the "
+             "labels and the rules+judge numbers.")] = None,
+    judge_max_calls: Annotated[int | None, typer.Option(
+        min=0, help="Cap judge calls over the whole run (default: every statement).")] = None,
+    errors: Annotated[int, typer.Option(min=0, help="Print the first N misses and false flags.")
+                      ] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")
+                       ] = False,
+    fail_under_pass: Annotated[float | None, typer.Option(
+        help="Exit 1 when the pass rate on `pass` statements is below this (0-1).")] = None,
+    fail_under_flag: Annotated[float | None, typer.Option(
+        help="Exit 1 when recall on `flag` statements is below this (0-1).")] = None,
+) -> None:
+    """Precision and recall of flagging per category on labelled statements, with intervals.
+
+    Example: chartdraft eval checker evals/labels/realprose/realprose-dev.json --errors 20
+    """
+    import json
+
+    from evals.checker import (
+        ChartCache,
+        corpus_rows,
+        evaluate,
+        gate_failures,
+        load_labels,
+        render,
+        rows_for,
+    )
+
+    try:
+        if labels == ["corpus"] and not Path("corpus").exists():
+            rows, skipped = corpus_rows(synthea_dir)
+            for name, why in skipped.items():
+                typer.echo(f"note: {name} skipped: {why}", err=True)
+            title = "corpus"
+        else:
+            sets = [load_labels(Path(p), charts_dir) for p in labels]
+            rows = rows_for(sets, ChartCache())
+            title = ", ".join(s.name for s in sets)
+        row_judge = _row_judge(judge, judge_max_calls) if judge else None
+        report = evaluate(rows, judge=row_judge)
+    except ChartdraftError as exc:
+        _fail(exc)
+        return
+    report["labels"] = title
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+    else:
+        render(report, errors=errors, title=title)
+    failures = gate_failures(report, fail_under_pass, fail_under_flag)
+    for f in failures:
+        typer.secho(f"gate: {f}", fg=typer.colors.RED, err=True)
+    if failures:
+        raise typer.Exit(1)
+
+
+def _row_judge(spec: str, max_calls: int | None) -> Any:
+    from assistant.judge import judge_from_spec, row_judge
+
+    return row_judge(judge_from_spec(spec), max_calls=max_calls)
 
 
 def _headline(results: dict[str, Any]) -> dict[str, Any]:
