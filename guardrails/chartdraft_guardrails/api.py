@@ -16,6 +16,7 @@ from chartdraft_guardrails.facts import (
     statement_facts,
 )
 from chartdraft_guardrails.injection import InjectionFinding, check_injection, scan_evidence
+from chartdraft_guardrails.links import check_links
 from chartdraft_guardrails.omission import check_omissions, check_sections
 from chartdraft_guardrails.phi import Allowed, allowed_identifiers, check_phi
 from chartdraft_guardrails.policy import load_policy
@@ -115,7 +116,10 @@ def check_statement(
     usable = [by_id[c] for c in statement.citations if c in by_id and c not in bad]
     facts = statement_facts(statement.text, ctx.vocab)
     if usable:
-        results += check_support(facts, [_facts_for(e, ctx) for e in usable])
+        cited_facts = [_facts_for(e, ctx) for e in usable]
+        results += check_support(facts, cited_facts)
+        # purpose and causal claims against the chart's FHIR links (reasonReference...)
+        results += check_links(facts, cited_facts, ctx.by_id, lambda e: _facts_for(e, ctx))
     if statement.citations or clinical:
         results += check_contradiction(facts, ctx.facts_list, ctx.vocab)
     cited_inj = scan_evidence([e for e in usable if e.id not in ctx.by_id])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from chartdraft_guardrails.concepts import check_terms
 from chartdraft_guardrails.dates import supports as date_supports
 from chartdraft_guardrails.facts import (
     _REF_CUE,
@@ -115,12 +116,10 @@ def check_support(facts: StatementFacts, cited: list[EvidenceFacts]) -> list[Che
         if set(name.split()) <= negated:
             continue
         problems.append(f"drug {name!r} is not in {where}")
-    drug_words = {w for n in facts.drugs for w in n.split()}
-    for term in sorted(facts.terms - drug_words):
-        if term in negated or (facts.no_known_allergies and term.startswith("allerg")):
-            continue
-        if not stem_match(term, tokens):
-            problems.append(f"{term!r} is not mentioned in {where}")
+    # clinical mentions as concepts (lay terms, classes, brands); unknown terms: not_verified
+    unverified: list[str] = []
+    for verdict, why in check_terms(facts, cited, where, negated):
+        (unverified if verdict == "not_verified" else problems).append(why)
 
     meds = [c for c in cited if c.evidence.resource_type.startswith("Medication")]
     if facts.drugs and meds:
@@ -152,7 +151,7 @@ def check_support(facts: StatementFacts, cited: list[EvidenceFacts]) -> list[Che
             st = ", ".join(sorted({f"{c.evidence.id} is {c.status}" for c in bearing}))
             problems.append(f"claims the status {facts.status_claim!r} but {st}")
 
-    if not problems:
+    if not problems and not unverified:
         return [
             CheckResult(
                 check="support",
@@ -164,6 +163,9 @@ def check_support(facts: StatementFacts, cited: list[EvidenceFacts]) -> list[Che
     return [
         CheckResult(check="support", verdict="unsupported", reason=p, evidence_ids=ids)
         for p in problems
+    ] + [
+        CheckResult(check="support", verdict="not_verified", reason=p, evidence_ids=ids)
+        for p in unverified
     ]
 
 

@@ -1,0 +1,241 @@
+"""Concepts, not words: the clinical mentions of a statement tied to what its evidence carries.
+
+A mention ("water pill", "hep B vaccine", "cholesterol panel", "eczema", "LAD") maps to concepts
+through the terminology data files (drugs and their classes, labs, vaccines, lay and ICD-10-CM
+condition names, procedures, vessels); the cited evidence maps to concepts through its codes,
+drug names and display text, plus every parent of those (furosemide is a diuretic, a "water
+pill"; LDL is part of a cholesterol panel). A mention is supported when the evidence carries
+one of its concepts (or, failing that, when every word of it is in the evidence text).
+
+Verdicts: a known concept the evidence does not carry is ``unsupported`` ("'eczema' is not what
+Condition/x records (Psoriasis)"); a word that looks clinical but that neither the evidence nor
+any table explains is ``not_verified``. Unknown clinical terms never pass silently.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache, lru_cache
+
+from chartdraft_guardrails import lexicon, terminology
+from chartdraft_guardrails.facts import (
+    _CLINICAL_SUFFIX,
+    BUILTIN_TERMS,
+    EvidenceFacts,
+    StatementFacts,
+    stem_match,
+)
+
+_TOKEN = re.compile(r"[a-z][a-z0-9\-']*[a-z0-9]|[a-z]")
+# Symptoms and conditions named as what to watch for are advice, not claims about the chart.
+_CONDITIONAL = re.compile(
+    r"\b(?:if|unless|in case|watch for|look out for|signs? of|symptoms? (?:of|like|such as)|"
+    r"such as|call (?:your|the|911)|seek|until|avoid|risk of|lower (?:your|the) risk|"
+    r"to (?:prevent|lower|reduce|help|protect|avoid|keep)|prevents?|protects?)\b[^.;:]*$"
+)
+# "for your gout", "due to", "caused by": checked against the chart's links (links.py).
+PURPOSE_CUE = re.compile(
+    r"\b(?:for (?:your|her|his|their|the|a|an|treatment of|management of)?|to (?:treat|"
+    r"prevent|control|manage|help with|lower|reduce)|treats?|treated for|started for|"
+    r"prescribed for|given for|ordered for|because of|due to|caused by|secondary to|"
+    r"as a result of|from (?:your|her|his|their))\b"
+)
+_SIDES = ("left", "right")
+
+
+@dataclass(frozen=True)
+class Mention:
+    term: str
+    start: int
+    end: int
+    concepts: frozenset[str]
+
+
+@dataclass
+class ConceptTable:
+    terms: dict[str, frozenset[str]]
+    parents: dict[str, frozenset[str]]
+    names: dict[str, str]
+    codes: dict[tuple[str, str], frozenset[str]]
+    max_words: int
+
+
+def _key(term: str) -> str:
+    return " ".join(_TOKEN.findall(lexicon.canonical(term)))
+
+
+@cache
+def table() -> ConceptTable:
+    """Every concept term of the data files, keyed by its canonical words (built once)."""
+    terms: dict[str, set[str]] = {}
+    parents: dict[str, set[str]] = {}
+    names: dict[str, str] = {}
+    codes: dict[tuple[str, str], set[str]] = {}
+
+    def add(cid: str, words: Iterable[str], ups: Iterable[str] = ()) -> None:
+        for w in words:
+            k = _key(w)
+            if k and k not in lexicon.GENERIC_WORDS:
+                terms.setdefault(k, set()).add(cid)
+                names.setdefault(cid, w)
+        parents.setdefault(cid, set()).update(ups)
+
+    classes = terminology.drug_therapeutic_classes()
+    for generic, cls in classes.items():
+        add(f"drug:{generic}", [generic], (f"class:{c}" for c in cls))
+    for brand, generic in terminology.brand_to_generic().items():
+        add(f"drug:{generic}", [brand])
+    for cls, words, ups, _ in terminology.class_rows():
+        add(f"class:{cls}", [cls, *words], (f"class:{p}" for p in ups))
+    for r in terminology.rows("concepts.csv", "concept", "terms", "parents", "codes"):
+        cid = r["concept"].strip()
+        add(cid, terminology._split(r["terms"]), terminology._split(r["parents"]))
+        for c in terminology._split(r["codes"]):
+            system, _, code = c.partition(":")
+            codes.setdefault((system, code), set()).add(cid)
+    for r in terminology.rows("icd10cm_terms.csv", "code", "term"):
+        add(f"icd:{r['code'].strip().upper()}", [r["term"]])
+    # curated ids use upper-case codes too ("icd:I10"); ICD ids from the CSV are upper already
+    return ConceptTable(
+        terms={k: frozenset(v) for k, v in terms.items()},
+        parents={k: frozenset(v) for k, v in parents.items()},
+        names=names,
+        codes={k: frozenset(v) for k, v in codes.items()},
+        max_words=max(len(k.split()) for k in terms),
+    )
+
+
+def _lookup(t: ConceptTable, key: str) -> frozenset[str] | None:
+    hit = t.terms.get(key)
+    if hit is None and key.endswith("s") and len(key) > 4:
+        hit = t.terms.get(key[:-1])
+    return hit
+
+
+def mentions(canon: str) -> list[Mention]:
+    """Concept mentions in canonical text, longest first, left to right, not overlapping."""
+    t = table()
+    toks = [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(canon)]
+    out: list[Mention] = []
+    i = 0
+    while i < len(toks):
+        for n in range(min(t.max_words, len(toks) - i), 0, -1):
+            key = " ".join(w for w, _, _ in toks[i : i + n])
+            hit = _lookup(t, key)
+            if hit:
+                out.append(Mention(key, toks[i][1], toks[i + n - 1][2], hit))
+                i += n
+                break
+        else:
+            i += 1
+    return out
+
+
+def closure(concepts: Iterable[str]) -> frozenset[str]:
+    """The concepts and every ancestor (drug -> its classes -> their parents)."""
+    parents = table().parents
+    seen: set[str] = set()
+    todo = list(concepts)
+    while todo:
+        c = todo.pop()
+        if c not in seen:
+            seen.add(c)
+            todo.extend(parents.get(c, ()))
+    return frozenset(seen)
+
+
+@lru_cache(maxsize=8192)
+def _evidence_concepts(
+    canon: str, codes: frozenset[tuple[str | None, str]], drugs: frozenset[str]
+) -> frozenset[str]:
+    t = table()
+    found: set[str] = {c for m in mentions(canon) for c in m.concepts}
+    for system, code in codes:
+        found |= t.codes.get((system or "", code), frozenset())
+    found |= {f"drug:{d}" for d in drugs}
+    return closure(found)
+
+
+def evidence_concepts(ef: EvidenceFacts) -> frozenset[str]:
+    """Concepts the evidence carries (codes, drug names, display text), with their parents."""
+    return _evidence_concepts(ef.canon, frozenset(ef.codes), frozenset(ef.drugs))
+
+
+def name(concept: str) -> str:
+    return table().names.get(concept, concept.split(":", 1)[-1])
+
+
+def in_clause(canon: str, start: int, rx: re.Pattern[str]) -> bool:
+    """Is ``start`` inside a clause that ``rx`` opens (same sentence part, before it)?"""
+    return bool(rx.search(canon[:start]))
+
+
+def purpose_clause(canon: str, start: int) -> bool:
+    """Is the mention at ``start`` the object of a purpose or causal cue (links.py checks it)?"""
+    head = canon[:start]
+    cut = max(head.rfind(p) for p in (".", ";", ":", ",", " and ", " but "))
+    return PURPOSE_CUE.search(head, max(cut, 0)) is not None
+
+
+def _where_names(cited: list[EvidenceFacts]) -> str:
+    titles = []
+    for c in cited:
+        title = c.evidence.title.removeprefix("Allergy: ")
+        if title and title not in titles:
+            titles.append(title)
+    return "; ".join(titles[:2]) + ("; ..." if len(titles) > 2 else "")
+
+
+def check_terms(
+    facts: StatementFacts, cited: list[EvidenceFacts], where: str, negated: set[str]
+) -> list[tuple[str, str]]:
+    """(verdict, reason) for every clinical mention the cited evidence does not explain."""
+    tokens: set[str] = set().union(*(c.tokens for c in cited))
+    carried: frozenset[str] = frozenset().union(*(evidence_concepts(c) for c in cited))
+    canon = facts.canon
+    out: list[tuple[str, str]] = []
+    covered: set[str] = set()
+    drug_words = {w for n in facts.drugs for w in n.split()}
+    shown = _where_names(cited)
+    code_spans = [c.span for c in facts.codes]
+    for m in mentions(canon):
+        if any(a <= m.start < b for a, b in code_spans):
+            continue  # "SNOMED CT 38341003" names a code system, not a CT scan
+        words = m.term.split()
+        covered.update(words)
+        if (
+            set(words) & negated
+            or all(w in drug_words for w in words)  # the drug check has it
+            or (facts.no_known_allergies and m.term.startswith("allerg"))
+            or in_clause(canon, m.start, _CONDITIONAL)
+            or purpose_clause(canon, m.start)
+        ):
+            continue
+        if m.concepts & carried:
+            continue
+        content = [w for w in words if w not in lexicon.GENERIC_WORDS and not w.isdigit()]
+        if content and all(stem_match(w, tokens) for w in content):
+            continue
+        out.append(
+            (
+                "unsupported",
+                f"'{m.term}' is not what {where} records" + (f" ({shown})" if shown else ""),
+            )
+        )
+    for side in _SIDES:
+        other = _SIDES[1 - _SIDES.index(side)]
+        said = side in facts.canon.split() and side not in negated
+        if said and other in tokens and side not in tokens:
+            out.append(("unsupported", f"side '{side}' differs from {where} ({other})"))
+    for term in sorted(facts.terms - drug_words - covered):
+        if term in negated or (facts.no_known_allergies and term.startswith("allerg")):
+            continue
+        if stem_match(term, tokens):
+            continue
+        if _CLINICAL_SUFFIX.search(term) and term not in BUILTIN_TERMS:
+            out.append(("not_verified", f"'{term}' could not be tied to {where}"))
+        else:
+            out.append(("unsupported", f"{term!r} is not mentioned in {where}"))
+    return out
