@@ -79,7 +79,8 @@ def _plan(results: list[CheckResult], doc_type: str, policy: dict[str, Any]) -> 
     fails = failing(results)
     if not fails:
         return []
-    order = ["phi", "injection", "contradiction", "citation", "support"]
+    order = ["phi", "injection", "contradiction", "citation", "support", "links",
+             "interpretation", "judge"]
     checks = sorted({r.check for r in fails}, key=lambda c: order.index(c) if c in order else 99)
     return actions_for(checks[0], doc_type, policy)
 
