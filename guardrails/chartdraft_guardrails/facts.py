@@ -48,6 +48,7 @@ _DATA_TEXT_KEYS = (
     "payer",
     "plan",
     "category",
+    "addresses",  # CarePlan: the conditions it addresses (names of its links)
 )
 _DATE_KEYS = (
     "onset",

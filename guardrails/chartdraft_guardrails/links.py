@@ -14,17 +14,19 @@ import re
 from collections.abc import Callable
 
 from chartdraft_guardrails import lexicon
-from chartdraft_guardrails.concepts import closure, evidence_concepts, mentions
+from chartdraft_guardrails.concepts import closure, covers, evidence_concepts, mentions
 from chartdraft_guardrails.facts import EvidenceFacts, StatementFacts
 from chartdraft_guardrails.statement import CheckResult
 from retrieval.evidence import Evidence
 
 _PURPOSE = re.compile(
     r"\b(?:for|to (?:treat|prevent|control|manage|help with|lower|reduce)|treats?|treated for|"
-    r"started for|prescribed for|given for|ordered for|because of)\b"
+    r"started for|prescribed for|given for|ordered for|because of|"
+    r"to (?:evaluate|assess|investigate|work up|look for|rule out|diagnose))\b"
 )
 _CAUSE = re.compile(r"\b(?:due to|caused by|secondary to|as a result of|because of)\b")
 _CLAUSE_END = re.compile(r"[.;:,]|\b(?:and|but|or|so|then|which)\b")
+_WORD = re.compile(r"[a-z][a-z0-9\-']*[a-z0-9]|[a-z]")
 _SUBJECT_TYPES = {
     "MedicationRequest",
     "MedicationStatement",
@@ -123,10 +125,14 @@ def _judge(
             if target is None:
                 continue
             shown = f"{lid} ({target.title})"
-            if wanted & evidence_concepts(facts_of(target)):
+            tf = facts_of(target)
+            if wanted & evidence_concepts(tf) or covers(term.split(), tf.tokens):
                 return "supported", f"reason: {shown}"
             found.append(shown)
-        if reason and wanted & _text_concepts(reason):
+        if reason and (
+            wanted & _text_concepts(reason)
+            or covers(term.split(), set(_WORD.findall(lexicon.canonical(reason))))
+        ):
             return "supported", f"reason: {e.id} ({reason})"
         if reason and not _linked(e):
             found.append(f"'{reason}'")
@@ -135,7 +141,9 @@ def _judge(
         # diabetes"); a purpose named by the cited condition itself ("treated for asthma").
         for c in cited:
             own = evidence_concepts(c)
-            if wanted & own and (kind == "purpose" or _CAUSE_WORDS.search(c.canon)):
+            # an allergy's reactions are what it causes ("avoid penicillin because of hives")
+            ties = kind == "purpose" or c.evidence.resource_type == "AllergyIntolerance"
+            if wanted & own and (ties or _CAUSE_WORDS.search(c.canon)):
                 return "supported", f"{c.evidence.id} ({c.evidence.title}) records it"
     where = ", ".join(c.evidence.id for c in pool[:2])
     if subjects and not found:
