@@ -16,6 +16,7 @@ from chartdraft_guardrails.facts import (
     statement_facts,
 )
 from chartdraft_guardrails.injection import InjectionFinding, check_injection, scan_evidence
+from chartdraft_guardrails.interpretation import check_interpretation
 from chartdraft_guardrails.links import check_links
 from chartdraft_guardrails.omission import check_omissions, check_sections
 from chartdraft_guardrails.phi import Allowed, allowed_identifiers, check_phi
@@ -50,6 +51,7 @@ class ChartContext:
     label: frozenset[str] = frozenset()  # medicine / allergy name words (readability)
     concepts: frozenset[str] = frozenset()  # condition / procedure / allergy words (is_clinical)
     size: int = 0
+    patient: Evidence | None = None  # age and sex for reference ranges (interpretation)
 
 
 _contexts: OrderedDict[int, ChartContext] = OrderedDict()
@@ -74,6 +76,7 @@ def chart_context(chart: list[Evidence], patient: Evidence | None = None) -> Cha
         label=label_words(_label_names(chart)),
         concepts=concept_terms(chart),
         size=len(chart),
+        patient=pat,
     )
     _contexts[key] = ctx
     while len(_contexts) > 8:
@@ -120,6 +123,8 @@ def check_statement(
         results += check_support(facts, cited_facts)
         # purpose and causal claims against the chart's FHIR links (reasonReference...)
         results += check_links(facts, cited_facts, ctx.by_id, lambda e: _facts_for(e, ctx))
+        # "elevated", "well controlled", "rising" against the cited Observations' values
+        results += check_interpretation(facts, cited_facts, ctx.patient)
     if statement.citations or clinical:
         results += check_contradiction(facts, ctx.facts_list, ctx.vocab)
     cited_inj = scan_evidence([e for e in usable if e.id not in ctx.by_id])

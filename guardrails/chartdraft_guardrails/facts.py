@@ -15,13 +15,10 @@ from typing import Any
 
 from chartdraft_guardrails import lexicon, terminology
 from chartdraft_guardrails.dates import MONTHS, DateFact, find_dates, parse_iso
-from chartdraft_guardrails.units import UNIT_PATTERN
+from chartdraft_guardrails.numbers import Quantity, bare_years, quantities, value_of
+from chartdraft_guardrails.units import concentration, dose_amounts, is_count
 from retrieval.evidence import Evidence
 
-_BP = re.compile(r"(?<![\d.])(\d{2,3})\s*/\s*(\d{2,3})(?:\s*(mmHg|mm\[Hg\]))?", re.I)
-_QTY = re.compile(
-    r"(?<![\w.^*/])(\d+(?:,\d{3})*(?:\.\d+)?)(?:\s*(" + UNIT_PATTERN + r"))?(?![\w^*])", re.I
-)
 _WORD = re.compile(r"[a-z][a-z0-9\-']*[a-z0-9]|[a-z]")
 _CLINICAL_SUFFIX = re.compile(
     r"(ectomy|otomy|ostomy|plasty|scopy|itis|osis|emia|algia|pathy|oma|graphy|gram|plegia|"
@@ -94,13 +91,6 @@ _INACTIVE_CLAIM = re.compile(
     r"in remission|"
     r"stopped|discontinued|was taken off|completed (?:the |a |her |his )?course)\b"
 )
-
-
-@dataclass
-class Quantity:
-    text: str
-    unit: str | None
-    span: tuple[int, int]
 
 
 @dataclass
@@ -315,24 +305,6 @@ def evidence_codes(e: Evidence) -> set[tuple[str | None, str]]:
     return out
 
 
-def quantities(text: str, skip: list[tuple[int, int]]) -> list[Quantity]:
-    """Numbers with optional units; "every 12 hours" is a frequency, not a quantity."""
-    out: list[Quantity] = []
-    taken = list(skip) + [m.span() for m in _EVERY.finditer(text)]
-    for m in _BP.finditer(text):
-        if any(a < m.end() and m.start() < b for a, b in taken):
-            continue
-        unit = m.group(3) or "mmHg"
-        out.append(Quantity(m.group(1), unit, m.span(1)))
-        out.append(Quantity(m.group(2), unit, m.span(2)))
-        taken.append(m.span())
-    for m in _QTY.finditer(text):
-        if any(a < m.end() and m.start() < b for a, b in taken):
-            continue
-        out.append(Quantity(m.group(1).replace(",", ""), m.group(2), m.span()))
-    return sorted(out, key=lambda q: q.span)
-
-
 # "Do not soak in a bath until it is fully healed": a condition to wait for, not a status claim.
 _CONDITIONAL = re.compile(r"\b(?:until|unless|if|in case|whether|as soon as)\b[^.;,:]*$")
 
@@ -400,6 +372,8 @@ def statement_facts(text: str, vocab: frozenset[str]) -> StatementFacts:
     codes, code_spans = code_mentions(canon)
     plain = _blank(canon, code_spans)
     dates = find_dates(plain)
+    # "diagnosed 2019": a year alone is a date to check, not a quantity
+    dates = sorted(dates + bare_years(plain, [d.span for d in dates]), key=lambda d: d.span)
     qty = quantities(plain, [d.span for d in dates])
     f = StatementFacts(text=text, canon=canon, dates=dates, quantities=qty, codes=codes)
     for m in _drug_regex(vocab).finditer(canon):
@@ -492,8 +466,14 @@ def evidence_facts(e: Evidence) -> EvidenceFacts:
     add(d.get("strength_value"), d.get("strength_unit"))
     add(d.get("dose_value"), d.get("dose_unit"))
     sv, dv = _num(d.get("strength_value")), _num(d.get("dose_value"))
-    if sv is not None and dv is not None:  # 2 tablets of 500 mg = 1000 mg
-        add(sv * dv, d.get("strength_unit"))
+    su, du = d.get("strength_unit"), d.get("dose_unit")
+    # 2 tablets of 500 mg = 1000 mg; 2 puffs of 90 mcg/actuat = 180 mcg (a dose given in mg or
+    # mL is not a count: 0.5 mL of 2 mg/mL is worked out by dose_amounts below)
+    if sv is not None and dv is not None and (not isinstance(du, str) or is_count(du)):
+        if isinstance(su, str) and su.lower().endswith("/actuat"):
+            su = su[: -len("/actuat")]
+        if concentration(su) is None:
+            add(sv * dv, su)
     add(d.get("value"), d.get("unit"))
     refs: list[tuple[float, str | None]] = []
     for k in ("reference_low", "reference_high"):
@@ -507,8 +487,10 @@ def evidence_facts(e: Evidence) -> EvidenceFacts:
     plain = _blank(canon, code_spans)
     tspan = find_dates(plain)
     for q in quantities(plain, [x.span for x in tspan]):
-        add(q.text, q.unit)
-    dates = list(tspan)
+        add(value_of(q.text), q.unit)
+    for v, u in dose_amounts(qs):  # 1 mL of 5 mg/mL is a 5 mg dose
+        add(v, u)
+    dates = list(tspan) + bare_years(plain, [x.span for x in tspan])
     for k in (*_DATE_KEYS,):
         p = parse_iso(d.get(k))
         if p:

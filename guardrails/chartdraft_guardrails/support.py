@@ -10,6 +10,7 @@ import re
 
 from chartdraft_guardrails.concepts import check_terms
 from chartdraft_guardrails.dates import supports as date_supports
+from chartdraft_guardrails.dose_arithmetic import dose_problems, stated_amounts
 from chartdraft_guardrails.facts import (
     _REF_CUE,
     STATUS_ACTIVE,
@@ -18,6 +19,7 @@ from chartdraft_guardrails.facts import (
     StatementFacts,
     stem_match,
 )
+from chartdraft_guardrails.numbers import Quantity
 from chartdraft_guardrails.statement import CheckResult
 from chartdraft_guardrails.units import same_quantity
 
@@ -76,8 +78,9 @@ def check_support(facts: StatementFacts, cited: list[EvidenceFacts]) -> list[Che
     known_q = [q for c in cited for q in c.quantities]
     if _REF_CUE.search(facts.canon):  # "within the normal range (12-16 g/dL)"
         known_q += [q for c in cited for q in c.ref_quantities]
+    known_q += stated_amounts(facts, cited)  # "2 tablets (40 mg)" of 20 mg tablets
     for q in facts.quantities:
-        if not any(same_quantity(q.text, q.unit, v, u) for v, u in known_q):
+        if not any(same_quantity(q.text, q.unit, v, u, _approx(q, u)) for v, u in known_q):
             shown = q.text + (f" {q.unit}" if q.unit else "")
             have = sorted(
                 {
@@ -90,6 +93,8 @@ def check_support(facts: StatementFacts, cited: list[EvidenceFacts]) -> list[Che
                 f"value {shown!r} is not in {where}"
                 + (f" (it has {', '.join(have)})" if have else "")
             )
+
+    problems += dose_problems(facts, cited)
 
     known_codes: set[tuple[str | None, str]] = set().union(*(c.codes for c in cited))
     for cm in facts.codes:
@@ -174,3 +179,14 @@ def _same_dim(a: str, b: str) -> bool:
 
     ka, kb = unit_key(a), unit_key(b)
     return bool(ka and kb and ka[0] == kb[0])
+
+
+def _approx(q: Quantity, unit: str | None) -> str | None:
+    """The approximation a stated number may use against a chart value in ``unit``.
+
+    "about 31" widens around any value; a bound ("under 7 %", "over 140/90") only holds against
+    a value of the same dimension: "over 2" alone would be satisfied by any larger number.
+    """
+    if q.approx in (None, "about", "near_below", "just_below", "just_above"):
+        return q.approx
+    return q.approx if q.unit and unit and _same_dim(q.unit, unit) else None
