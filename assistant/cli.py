@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -34,7 +34,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
-def _fail(exc: ChartdraftError, code: int = 2) -> None:
+def _fail(exc: ChartdraftError, code: int = 2) -> NoReturn:
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
@@ -79,6 +79,7 @@ def ingest(
 
     Example: chartdraft ingest ../shared/data/synthea-r4-bundles ../shared/data/bulk-10-patients
     """
+    from assistant.cli_remote import ingest_via_server, server_for
     from retrieval.fhir_load import LoadResult, load_path
     from retrieval.fhir_server import load_server
     from retrieval.ingest import ingest_loaded
@@ -94,23 +95,33 @@ def ingest(
                                       fix="give a FHIR Bundle file, an NDJSON folder or a URL")
             else:
                 loaded.extend(load_path(src))
-        report = ingest_loaded(loaded, store=rt.store, index=rt.index, embedder=rt.embedder,
-                               progress=_progress("embedding"))
-        rt.ensure_knowledge_indexed()
+        server = server_for(rt.settings)
+        if server is not None:  # it holds the index: send the charts through its API
+            out = ingest_via_server(server, rt.settings, loaded)
+            out["errors"] = [str(i) for i in loaded.issues] + out["errors"]
+        else:
+            report = ingest_loaded(loaded, store=rt.store, index=rt.index, embedder=rt.embedder,
+                                   progress=_progress("embedding"))
+            rt.ensure_knowledge_indexed()
+            out = report.as_json()
     except ChartdraftError as exc:
         _fail(exc)
     finally:
         rt.close()
     if as_json:
-        _print_json(report.as_json())
+        _print_json(out)
         return
-    typer.echo(f"patients: {len(report.patients)}  resources: {report.resources}  "
-               f"evidence: {report.evidence}  newly embedded: {report.embedded}")
-    for n in report.notices:
+    via = f"  (through the server at {out['via']})" if out.get("via") else ""
+    typer.echo(f"patients: {out['patients']}  resources: {out['resources']}  "
+               f"evidence: {out['evidence']}  newly embedded: {out['embedded']}{via}")
+    for n in out["notices"]:
         typer.echo(f"notice: {n}")
-    for i in report.issues:
+    for i in out["errors"]:
         typer.secho(f"error: {i}", fg=typer.colors.YELLOW, err=True)
-    typer.echo("next: chartdraft patients   |   chartdraft search --patient ID \"QUERY\"")
+    if out.get("via"):  # search cannot run beside the server that holds the index
+        typer.echo("next: chartdraft patients   |   chartdraft draft --patient ID")
+    else:
+        typer.echo("next: chartdraft patients   |   chartdraft search --patient ID \"QUERY\"")
 
 
 @app.command()
@@ -133,8 +144,13 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Hybrid search over one patient's chart.  Example: chartdraft search --patient P1 "A1c" """
+    from assistant.cli_remote import search_refused, server_for
+
     rt = _runtime()
     try:
+        server = server_for(rt.settings)
+        if server is not None:
+            raise search_refused(server, rt.settings)
         vec = rt.embedder.embed([query])[0]
         hits = rt.index.search(dense=vec, text=query, patient_id=patient, limit=limit)
     except ChartdraftError as exc:

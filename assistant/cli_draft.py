@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from assistant.draft import Draft
+from assistant.settings import Settings
 from retrieval.errors import BadInput, ChartdraftError
 
 
@@ -46,18 +47,25 @@ def register(app: typer.Typer) -> None:
 
         Example: chartdraft draft --patient P1 --type discharge-instructions --backend extractive
         """
-        from assistant.pipeline import DraftRequest, run_draft
-        from assistant.runtime import Runtime
+        from assistant.cli_remote import draft_via_server, server_for
         from assistant.settings import get_settings
 
-        rt = Runtime(get_settings())
+        settings = get_settings()
         try:
-            d = run_draft(rt, DraftRequest(patient, doc_type, encounter, order, backend))
+            server = server_for(settings)
+            if server is not None:  # it holds the index: ask it to draft
+                view = draft_via_server(server, settings, {
+                    "patient_id": patient, "doc_type": doc_type, "encounter_id": encounter,
+                    "order_id": order, "backend": backend})
+                d = Draft.model_validate(view)
+                if not as_json:
+                    typer.echo(f"(drafted by the chartdraft server at {server.url}; review and "
+                               f"sign it at {view.get('links', {}).get('ui')})", err=True)
+            else:
+                d = _draft_here(settings, patient, doc_type, encounter, order, backend)
         except ChartdraftError as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None
-        finally:
-            rt.close()
         if as_json:
             typer.echo(draft_json(d))
         else:
@@ -89,6 +97,18 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(report["summary"]))
         flagged = any(s["verdict"] != "supported" for s in report["statements"])
         raise typer.Exit(1 if flagged else 0)
+
+
+def _draft_here(settings: Settings, patient: str, doc_type: str, encounter: str | None,
+                order: str | None, backend: str | None) -> Draft:
+    from assistant.pipeline import DraftRequest, run_draft
+    from assistant.runtime import Runtime
+
+    rt = Runtime(settings)
+    try:
+        return run_draft(rt, DraftRequest(patient, doc_type, encounter, order, backend))
+    finally:
+        rt.close()
 
 
 def draft_json(d: Draft) -> str:
