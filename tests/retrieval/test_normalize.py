@@ -275,3 +275,68 @@ def test_appointment_belongs_to_the_patient_among_its_participants() -> None:
     for part in ("Cardiology follow-up", "booked", "2026-12-03", "Dr. Synthetic Heart",
                  "Heart Clinic"):
         assert part in e.text
+
+
+def test_fhir_links_are_kept_as_evidence_ids() -> None:
+    """reasonReference, basedOn, partOf, Encounter.diagnosis, CarePlan.addresses and
+    Condition.evidence survive normalization as ``data["links"]`` ids (``urn:uuid:`` rewritten);
+    a reasonReference without a display is named by its target."""
+    from retrieval.fhir_load import load_json
+
+    def uid(n: int) -> str:
+        return f"urn:uuid:7f000002-0000-4000-8000-{n:012d}"
+
+    def ref(n: int) -> dict[str, str]:
+        return {"reference": uid(n)}
+
+    def entry(n: int, res: dict[str, Any]) -> dict[str, Any]:
+        res["id"] = uid(n).split(":")[-1]
+        return {"fullUrl": uid(n), "resource": res}
+
+    subject = {"subject": ref(1)}
+    gout = {"coding": [{"system": "http://snomed.info/sct", "code": "90560007",
+                        "display": "Gout"}]}
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        entry(1, {"resourceType": "Patient"}),
+        entry(2, {"resourceType": "Condition", "code": gout, **subject,
+                  "evidence": [{"detail": [ref(7)]}]}),
+        entry(3, {"resourceType": "MedicationRequest", "status": "active", "intent": "order",
+                  "medicationCodeableConcept": {"text": "Allopurinol 100 MG Oral Tablet"},
+                  "reasonReference": [ref(2)], "basedOn": [ref(6)], **subject}),
+        entry(4, {"resourceType": "Encounter", "status": "finished", **subject,
+                  "class": {"code": "AMB"},
+                  "diagnosis": [{"condition": ref(2)}], "reasonReference": [ref(2)]}),
+        entry(5, {"resourceType": "CarePlan", "status": "active", "intent": "plan", **subject,
+                  "addresses": [ref(2)], "category": [{"text": "Gout care"}]}),
+        entry(6, {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+                  "code": {"text": "Rheumatology referral"}, "reasonReference": [ref(2)],
+                  **subject}),
+        entry(7, {"resourceType": "Observation", "status": "final",
+                  "code": {"text": "Urate"}, "valueQuantity": {"value": 9.1, "unit": "mg/dL"},
+                  **subject}),
+        entry(8, {"resourceType": "Procedure", "status": "completed",
+                  "code": {"text": "Joint aspiration"}, "reasonReference": [ref(2)],
+                  "partOf": [ref(4)], **subject}),
+    ]}
+    loaded = load_json(bundle)
+    assert not loaded.issues
+    evidence, issues = normalize_all(loaded.resources)
+    assert issues == []
+    by_id = {e.id: e for e in evidence}
+    cond = "Condition/7f000002-0000-4000-8000-000000000002"
+    med = by_id["MedicationRequest/7f000002-0000-4000-8000-000000000003"]
+    order = "ServiceRequest/7f000002-0000-4000-8000-000000000006"
+    assert med.data["links"] == {"reason": [cond], "based_on": [order]}
+    assert med.data["reason"] == "Gout"  # no display: the linked Condition's name
+    enc = by_id["Encounter/7f000002-0000-4000-8000-000000000004"].data
+    assert enc["links"] == {"reason": [cond], "diagnosis": [cond]} and enc["reason"] == "Gout"
+    plan = by_id["CarePlan/7f000002-0000-4000-8000-000000000005"].data
+    assert plan["links"] == {"addresses": [cond]} and plan["addresses"] == ["Gout"]
+    assert by_id["ServiceRequest/7f000002-0000-4000-8000-000000000006"].data["links"] == {
+        "reason": [cond]}
+    assert by_id[cond].data["links"] == {
+        "evidence": ["Observation/7f000002-0000-4000-8000-000000000007"]}
+    proc = by_id["Procedure/7f000002-0000-4000-8000-000000000008"].data
+    assert proc["links"] == {"reason": [cond],
+                             "part_of": ["Encounter/7f000002-0000-4000-8000-000000000004"]}
+    assert proc["reason"] == "Gout"

@@ -89,7 +89,7 @@ def main(xml_path: str) -> None:
                         rows.add((code, block, c))
     with OUT.open("w", newline="") as f:
         f.write(_HEADER)
-        w = csv.writer(f)
+        w = csv.writer(f, lineterminator="\n")
         w.writerow(["code", "block", "term"])
         for row in sorted(rows):
             w.writerow(row)
