@@ -33,6 +33,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@touch $@
 
 # The demo listens on loopback only, so its development sign-in (a clinician token) is on.
+# Its try: lines carry CHARTDRAFT_DATA_DIR=.data (the CLI alone reads a per-user folder);
+# another port: CHARTDRAFT_PORT=8001 make run.
 run: install
 	CHARTDRAFT_DEV_AUTH=$${CHARTDRAFT_DEV_AUTH:-true} $(VENV)/bin/chartdraft demo
 
