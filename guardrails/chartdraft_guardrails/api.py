@@ -6,7 +6,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from chartdraft_guardrails.citation import check_citations, is_clinical
+from chartdraft_guardrails.citation import check_citations, is_clinical, note_sections
 from chartdraft_guardrails.contradiction import check_contradiction
 from chartdraft_guardrails.facts import (
     EvidenceFacts,
@@ -117,6 +117,9 @@ def check_statement(
         if cid not in by_id and cid in ctx.by_id:
             by_id[cid] = ctx.by_id[cid]
     usable = [by_id[c] for c in statement.citations if c in by_id and c not in bad]
+    for cid in statement.citations:  # a whole note's citation stands for its shown sections
+        if cid not in by_id and cid not in bad:
+            usable += note_sections(cid, ctx.by_id, shown_ids)
     facts = statement_facts(statement.text, ctx.vocab)
     if usable:
         cited_facts = [_facts_for(e, ctx) for e in usable]

@@ -8,9 +8,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Set as AbstractSet
+from functools import lru_cache
+from importlib.resources import files
 
-from chartdraft_guardrails.facts import names_clinical_concept, names_drug
+import yaml
+
+from chartdraft_guardrails import lexicon
+from chartdraft_guardrails.facts import (
+    BUILTIN_TERMS,
+    is_term,
+    names_clinical_concept,
+    names_drug,
+    words,
+)
 from chartdraft_guardrails.statement import CheckResult, Statement
+from retrieval.errors import BadInput
 from retrieval.evidence import Evidence
 
 # Sentences that state no clinical fact and so need no citation.
@@ -24,17 +36,44 @@ _NON_CLINICAL = re.compile(
 )
 # "Criterion 3 (neurologic-deficit): Not documented in the chart." -- the label is no claim.
 _LABEL = re.compile(r"^\s*(?:criterion|item)\s+#?\d+\s*(?:\([^)]*\))?\s*:\s*", re.I)
-_CUE = re.compile(
-    r"\d|\b(?:mg|mcg|tablet|capsule|inhaler|dose|allerg\w*|diagnos\w*|prescrib\w*|medication\w*|"
-    r"medicine\w*|history|condition|disease|disorder|infection|surgery|procedure|underwent|"
-    r"vaccin\w*|immuniz\w*|lab|result\w*|level|pressure|rate|hemoglobin|glucose|cholesterol|"
-    r"a1c|creatinine|resolved|active|stopped|discontinued|takes|taking|started|admitted|"
-    r"discharged|hospitali\w*|encounter|visit|reaction|rash|hives|anaphylaxis|pain|fracture|"
-    r"cancer|diabetes|hypertension|asthma|pneumonia|sinusitis|bronchitis|pharyngitis|anemia|"
-    r"obesity|weight|height|bmi|temperature|oxygen|exam\w*|weakness|numbness|tingling|deficit|"
-    r"x-ray|mri|imaging|radiograph\w*|therapy)\b",
-    re.I,
-)
+# A number is a value unless it is an emergency or phone number ("Call 911").
+_VALUE = re.compile(r"(?<![\d-])(?!911\b)\d(?![\d-]{6})")
+
+
+@lru_cache(maxsize=1)
+def _cues() -> re.Pattern[str]:
+    """The clinical cue words of data/clinical_cues.yaml, as one word-start alternation."""
+    path = files("chartdraft_guardrails").joinpath("data", "clinical_cues.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise BadInput(
+            f"cannot read the clinical cue words ({exc})",
+            where="chartdraft_guardrails/data/clinical_cues.yaml",
+            fix="reinstall the package (data/*.yaml is package data) or fix the YAML",
+        ) from exc
+    cues = [str(c) for group in (raw.get("cues") or {}).values() for c in group or []]
+    _PLAIN_WORDS.update(str(w).lower() for w in raw.get("not_clinical") or [])
+    if not cues:
+        raise BadInput(
+            "no clinical cue words",
+            where="chartdraft_guardrails/data/clinical_cues.yaml",
+            fix="list them as cues: {group: [word, ...]}",
+        )
+    return re.compile(r"\b(?:" + "|".join(sorted(cues, key=len, reverse=True)) + ")", re.I)
+
+
+_PLAIN_WORDS: set[str] = set()  # filled from data/clinical_cues.yaml (not_clinical)
+
+
+def _names_term(body: str) -> bool:
+    """A clinical word of data/clinical_terms.csv or with a clinical suffix (-itis, -ectomy)."""
+    _cues()
+    return any(
+        is_term(w, BUILTIN_TERMS)
+        for w in words(lexicon.canonical(body))
+        if len(w) >= 4 and w not in _PLAIN_WORDS
+    )
 
 
 def is_clinical(
@@ -42,22 +81,46 @@ def is_clinical(
 ) -> bool:
     """Does ``text`` state a clinical fact (and so need a citation)?
 
-    A number or clinical cue word, a drug or allergy substance (``vocab``: the chart's vocabulary,
-    plus the brand/generic lexicon), a condition or procedure word of the chart (``concepts``), a
-    status claim or an allergy denial: "Take amoxicillin every day." and "Continue warfarin." are
-    clinical though they have no dose. "Not documented in the chart.", "Call your doctor if you
-    have questions." and general advice ("Eat less salt.") are not.
+    Only when it names a clinical concept, value, drug, status or finding: a number, a drug or
+    allergy substance (``vocab``: the chart's vocabulary, plus the brand/generic lexicon), a
+    condition or procedure word of the chart (``concepts``) or of the clinical-term list, a
+    clinical cue word (data/clinical_cues.yaml), a status claim or an allergy denial. "Take
+    amoxicillin every day." and "Continue warfarin." are clinical though they have no dose;
+    "Please bring this sheet to your next visit.", "Call us with any questions." and general
+    advice ("Keep all medicines out of reach of children.") are not.
     """
     body = _LABEL.sub("", text, count=1)  # the label ("(metformin-trial)") is no claim
     if body != text and re.match(r"\s*documented\b", body, re.I):
         return True  # "Criterion 2 (...): documented. ..." asserts that the chart meets it
     if _NON_CLINICAL.search(body) and not re.search(r"\d", body):
         return names_drug(body, vocab)  # "Call your doctor before you stop warfarin" is not idle
-    return bool(_CUE.search(body)) or names_clinical_concept(body, vocab, concepts)
+    return (
+        bool(_VALUE.search(body) or _cues().search(body))
+        or names_clinical_concept(body, vocab, concepts)
+        or _names_term(body)
+    )
 
 
 def is_knowledge_id(evidence_id: str) -> bool:
     return evidence_id.startswith("kb:")
+
+
+def note_sections(
+    evidence_id: str, chart_by_id: dict[str, Evidence], shown_ids: AbstractSet[str] = frozenset()
+) -> list[Evidence]:
+    """``DocumentReference/9`` cites the whole note: its sections (``DocumentReference/9#...``).
+
+    With ``shown_ids``, only the sections shown in the prompt (the note counts as shown when its
+    sections were). Empty for any other id.
+    """
+    if "#" in evidence_id or not evidence_id.startswith("DocumentReference/"):
+        return []
+    prefix = evidence_id + "#"
+    return [
+        e
+        for k, e in chart_by_id.items()
+        if k.startswith(prefix) and (not shown_ids or k in shown_ids)
+    ]
 
 
 def check_citations(
@@ -86,7 +149,15 @@ def check_citations(
     cited_by_id = {e.id: e for e in cited}
     for cid in statement.citations:
         e = cited_by_id.get(cid) or chart_by_id.get(cid)
-        if e is not None and e.kind == "chart" and e.patient_id not in (None, patient_id):
+        sections = note_sections(cid, chart_by_id) if e is None else []
+        if sections:
+            if any(s.patient_id not in (None, patient_id) for s in sections):
+                why = f"cites {cid}, which belongs to another patient"
+            elif not note_sections(cid, chart_by_id, shown_ids):
+                why = f"cites {cid}, which was not among the sources shown in the prompt"
+            else:
+                continue
+        elif e is not None and e.kind == "chart" and e.patient_id not in (None, patient_id):
             why = f"cites {cid}, which belongs to another patient"
         elif e is None and not is_knowledge_id(cid):
             why = f"cites {cid}, which is not in this patient's chart"

@@ -19,6 +19,7 @@ from chartdraft_guardrails.facts import (
     StatementFacts,
     stem_match,
 )
+from chartdraft_guardrails.instructions import check_instructions
 from chartdraft_guardrails.numbers import Quantity
 from chartdraft_guardrails.statement import CheckResult
 from chartdraft_guardrails.units import same_quantity
@@ -144,6 +145,8 @@ def check_support(facts: StatementFacts, cited: list[EvidenceFacts]) -> list[Che
             )
         if facts.as_needed and all(c.as_needed is False for c in meds):
             problems.append(f"'as needed' but {where} is a scheduled order")
+        # timing, food and duration words must be in the order's instruction
+        problems += check_instructions(facts.text, True, [c.evidence for c in meds])
 
     if facts.status_claim:
         bearing = [c for c in cited if c.evidence.resource_type in _STATUS_TYPES and c.status]
