@@ -148,6 +148,11 @@ def run_draft(rt: Runtime, req: DraftRequest, *, on_event: OnEvent | None = None
                                              settings.reask_attempts):
             # The stream already carried the first version: tell listeners what changed.
             _emit(on_event, {**change, "statement": _find_statement(draft, change)})
+    if settings.judge != "off":  # after the checks and policy: it can only add flags
+        from assistant.judge import run_judge
+
+        with timer.stage("judge"):
+            run_judge(rt, draft, gathered.chart, shown)
     with timer.stage("verify"):
         verify_draft(draft, gathered, shown)
     draft.timings["total"] = time.perf_counter() - t_start

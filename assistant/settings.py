@@ -99,6 +99,18 @@ class Settings(BaseSettings):
     reading_grade_target: float = 6.0
     reading_grade_limit: float = 8.0
     reask_attempts: int = 1
+    # The optional judge tier (assistant/judge.py): asked after the rules about the statements
+    # they found supported; it can only add flags. Off by default.
+    judge: Literal["off", "llm", "nli"] = Field(
+        default="off", description="off; llm (the OpenAI-compatible backend, openai_base_urls); "
+                                   "nli (a local NLI model folder, judge_nli_model).")
+    judge_max_calls: int = Field(
+        default=20, ge=0, description="Judge calls per draft at most (the model's own sentences "
+                                      "first); the rest keep the rules' verdict.")
+    judge_nli_model: Path | None = Field(
+        default=None, description="A local Hugging Face NLI model folder, for judge = nli.")
+    judge_nli_threshold: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="P(entailment) at which the NLI judge agrees.")
 
     @classmethod
     def settings_customise_sources(
@@ -149,6 +161,9 @@ class Settings(BaseSettings):
             include={"backend", "drafting_mode", "openai_model", "context_tokens",
                      "max_output_tokens", "temperature", "reading_grade_target", "reask_attempts"},
         )
+        if self.judge != "off":  # only then: fingerprints of judge-less runs stay as they were
+            keep.update(self.model_dump(mode="json", include={
+                "judge", "judge_max_calls", "judge_nli_model", "judge_nli_threshold"}))
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -100,7 +100,10 @@ def verify_draft(draft: Draft, gathered: Gathered, shown: list[Evidence]) -> Non
 def recheck(draft: Draft, gathered: Gathered) -> None:
     """After a clinician's edit: every statement checked again, draft-level report redone."""
     for st in draft.statements():
-        st.results = verify_statement(st, gathered, draft.evidence, draft.doc_type)
+        # The optional judge (assistant/judge.py) runs once, in the pipeline: its answer on a
+        # sentence nobody edited still stands; an edit makes it the clinician's, and moot.
+        judged = [r for r in st.results if r.check == "judge"] if st.origin != "clinician" else []
+        st.results = verify_statement(st, gathered, draft.evidence, draft.doc_type) + judged
     verify_draft(draft, gathered, draft.evidence)
 
 

@@ -301,7 +301,9 @@ def evaluate(rows: list[dict[str, Any]], judge: RowJudge | None = None) -> dict[
             # says it could not run, and the row counts for the rules alone.
             answered = jr if jr is not None and jr.check == "judge" else None
             item["judge_verdict"] = answered.verdict if answered else None
-            item["judge_reason"] = jr.reason if jr is not None else "judge not run"
+            item["judge_reason"] = jr.reason if jr is not None else "over --judge-max-calls"
+            item["judge_status"] = ("over budget" if jr is None else "answered" if answered
+                                    else "skipped" if jr.check == "judge_skipped" else "error")
             item["judge_flagged"] = (answered.verdict != "supported") if answered else None
             item["combined_flagged"] = item["flagged"] or bool(item["judge_flagged"])
             item["combined_verdict"] = worst([*results, answered]) if answered else verdict
@@ -335,6 +337,7 @@ def evaluate(rows: list[dict[str, Any]], judge: RowJudge | None = None) -> dict[
             "agreement": _rate(sum(1 for s in ran
                                    if s["judge_flagged"] == (s["expected"] == "flag")), len(ran)),
             "by_verdict": _count_by(ran, "judge_verdict"),
+            "not_run": _not_run([s for s in scored if s["judge_flagged"] is None]),
         }
         report["combined"] = _block(scored, "combined_flagged")
         report["combined_errors"] = [
@@ -343,6 +346,16 @@ def evaluate(rows: list[dict[str, Any]], judge: RowJudge | None = None) -> dict[
              "judge": f"{s['judge_verdict']}: {s['judge_reason']}"}
             for s in scored if s["combined_flagged"] != (s["expected"] == "flag")]
     return report
+
+
+def _not_run(scored: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for s in scored:
+        out[s["judge_status"]] = out.get(s["judge_status"], 0) + 1
+    errors = [s["judge_reason"] for s in scored if s["judge_status"] == "error"]
+    if errors:
+        out["first_errors"] = errors[:3]
+    return out
 
 
 def _count_by(scored: list[dict[str, Any]], key: str) -> dict[str, dict[str, int]]:
@@ -412,8 +425,9 @@ def render(report: dict[str, Any], *, errors: int = 0, title: str = "checker") -
         console.print(f"expected {expected}: {shown}")
     if "judge" in report:
         j = report["judge"]
-        console.print(f"judge: ran on {j['ran']} rows, could not run on {j['could_not_run']}; "
-                      f"agreement with labels {_fmt(j['agreement'])}")
+        console.print(f"judge: answered on {j['ran']} rows, not on {j['could_not_run']} "
+                      f"({j['not_run']}); agreement with labels {_fmt(j['agreement'])}",
+                      markup=False, highlight=False)
     top = report.get("combined") or report["rules"]
     mcr = top["min_category_recall"]
     console.print(f"pass rate on supported: {_fmt(top['overall']['pass_rate'])}; "

@@ -222,3 +222,54 @@ def test_corpus_runs_through_the_same_report() -> None:
     assert set(report["rules"]["per_category"]) == {r["type"] for r in rows}
     flags = sum(1 for r in rows if r["label"] == "flag")
     assert report["rules"]["overall"]["flag_rows"] == flags
+
+
+def _nli_model(folder: Path, bias: list[float]) -> Path:
+    """A 1-layer BERT NLI model with a zeroed head: every pair gets exactly these logits."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    labels = {0: "contradiction", 1: "entailment", 2: "neutral"}
+    folder.mkdir(parents=True)
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
+                                                 "hemoglobin"]) + "\n")
+    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(str(folder))
+    config = BertConfig(vocab_size=6, hidden_size=16, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=17, id2label=labels,
+                        label2id={v: k for k, v in labels.items()})
+    model = BertForSequenceClassification(config)
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor(bias))
+    model.save_pretrained(str(folder))
+    return folder
+
+
+def test_judge_nli_is_reported_next_to_the_rules(labelled: Path, tmp_path: Path) -> None:
+    # A judge that finds everything contradicted: it flags every cited row it is asked about.
+    model = _nli_model(tmp_path / "nli", [5.0, 0.0, 0.0])
+    res = _run(str(labelled), "--judge", f"nli:{model}", "--json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    j = report["judge"]
+    assert j["ran"] == 4 and j["not_run"] == {"skipped": 1}  # s3 cites nothing
+    assert j["by_verdict"] == {"pass": {"unsupported": 1}, "flag": {"unsupported": 3}}
+    alone = j["alone"]["overall"]
+    assert (alone["tp"], alone["fp"], alone["fn"], alone["tn"]) == (3, 1, 0, 0)
+    assert j["agreement"]["value"] == pytest.approx(3 / 4)
+    combined = report["combined"]["overall"]
+    # rules: TP 3, FN 1 (the mislabelled row), TN 1; the judge flags both remaining rows
+    assert (combined["tp"], combined["fn"], combined["fp"], combined["tn"]) == (4, 0, 1, 0)
+    assert report["rules"]["overall"]["tp"] == 3  # the rules-only numbers are kept as they were
+    # The gate reads the combined numbers when a judge ran: pass rate 0 now.
+    assert _run(str(labelled), "--judge", f"nli:{model}", "--fail-under-pass",
+                "0.5").exit_code == 1
+    table = _run(str(labelled), "--judge", f"nli:{model}").output
+    assert "judge alone" in table and "rules + judge" in table
+
+
+def test_unknown_judge_is_a_clear_error(labelled: Path, tmp_path: Path) -> None:
+    res = _run(str(labelled), "--judge", "oracle")
+    assert res.exit_code == 2 and "unknown judge 'oracle'" in res.output
+    res = _run(str(labelled), "--judge", f"nli:{tmp_path / 'none'}")
+    assert res.exit_code == 2 and "no model config.json" in res.output
