@@ -99,7 +99,8 @@ def _mass_by_drug(facts: StatementFacts) -> dict[str, list[tuple[str, str]]]:
     out: dict[str, list[tuple[str, str]]] = {}
     for q in facts.quantities:
         k = unit_key(q.unit)
-        if not k or k[0] != "mass" or not spots:
+        # a day's total ("2,000 mg a day") is checked by support against the order's doses a day
+        if not k or k[0] != "mass" or not spots or q.per_day:
             continue
         before = [name for p, name in spots if p <= q.span[0]]
         name = before[-1] if before else spots[0][1]

@@ -93,11 +93,26 @@ def stated_amounts(
             n = float(q.text)
         except ValueError:
             continue
+        if _is_mass(q) and q.per_day:
+            out += _daily_amounts(cited)
         if is_count(q.unit):
             out += [(sv * n, su) for _, sv, su in strengths]
         ml = millilitres(n, q.unit)
         if ml is not None:
             out += [(cv * per * ml, unit) for cv, (unit, per) in concs]
+    return out
+
+
+def _daily_amounts(cited: list[EvidenceFacts]) -> list[tuple[float, str | None]]:
+    """A day's total of each cited order: each dose amount times the doses a day."""
+    out: list[tuple[float, str | None]] = []
+    for c in cited:
+        if c.evidence.resource_type not in _MED_TYPES:
+            continue
+        for v, u in c.quantities:
+            k = unit_key(u)
+            if k is not None and k[0] in ("mass", "unit", "meq"):
+                out += [(v * f, u) for f in c.frequencies if f > 1]
     return out
 
 
@@ -109,7 +124,7 @@ def dose_problems(facts: StatementFacts, cited: list[EvidenceFacts]) -> list[str
         return []
     problems: list[str] = []
     for q in facts.quantities:
-        if not _is_mass(q):
+        if not _is_mass(q) or q.per_day:
             continue
         count = min(counts, key=lambda c: abs(c.span[0] - q.span[0]))
         try:

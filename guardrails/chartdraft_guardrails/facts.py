@@ -15,7 +15,13 @@ from typing import Any
 
 from chartdraft_guardrails import lexicon, terminology
 from chartdraft_guardrails.dates import MONTHS, DateFact, find_dates, parse_iso
-from chartdraft_guardrails.numbers import Quantity, bare_years, quantities, value_of
+from chartdraft_guardrails.numbers import (
+    Quantity,
+    bare_years,
+    concentrations_in,
+    quantities,
+    value_of,
+)
 from chartdraft_guardrails.units import concentration, dose_amounts, is_count
 from retrieval.evidence import Evidence
 
@@ -488,6 +494,8 @@ def evidence_facts(e: Evidence) -> EvidenceFacts:
     tspan = find_dates(plain)
     for q in quantities(plain, [x.span for x in tspan]):
         add(value_of(q.text), q.unit)
+    for cv, cu in concentrations_in(plain):  # "250 mg/5 mL" is 50 mg/mL
+        add(cv, cu)
     for v, u in dose_amounts(qs):  # 1 mL of 5 mg/mL is a 5 mg dose
         add(v, u)
     dates = list(tspan) + bare_years(plain, [x.span for x in tspan])

@@ -94,6 +94,7 @@ class TestRanges:
     better: str | None
     rows: dict[str, list[Row]] = field(default_factory=dict)  # normal/high/low/target
     grades: dict[tuple[str, str], list[Row]] = field(default_factory=dict)  # (dir, grade)
+    categories: dict[str, list[Row]] = field(default_factory=dict)  # obese: [>=30]
 
 
 _RANGE_PART = re.compile(r"^(<=|>=|<|>)?\s*(-?\d+(?:\.\d+)?)(?:\s*-\s*(\d+(?:\.\d+)?))?$")
@@ -146,6 +147,8 @@ def reference_table() -> tuple[list[TestRanges], dict[str, TestRanges]]:
         )
         for kind in ("normal", "high", "low", "target"):
             tr.rows[kind] = [_row(r, f"{where}.{kind}") for r in t.get(kind) or []]
+        for cat, rows in (t.get("categories") or {}).items():
+            tr.categories[str(cat)] = [_row(r, f"{where}.categories") for r in rows]
         for direction, grades in (t.get("grades") or {}).items():
             for gname, r in grades.items():
                 key = (str(direction), str(gname).split("_")[0])
@@ -175,6 +178,8 @@ def _words() -> _Words:
     path = _DATA / "interpretation_words.yaml"
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     kinds = {str(w).lower(): k for k, ws in (raw.get("claims") or {}).items() for w in ws}
+    for cat, ws in (raw.get("categories") or {}).items():
+        kinds.update({str(w).lower(): f"cat:{cat}" for w in ws})
     sev = {str(w).lower(): k for k, ws in (raw.get("severity") or {}).items() for w in ws}
     if not kinds:
         raise ValueError(f"{path}: no claims (expected claims: {{kind: [word, ...]}})")
@@ -415,7 +420,12 @@ def _direction(v: Value, pat: Patient) -> tuple[set[str], str] | None:
     )
 
 
-def _judge_level(c: Claim, v: Value, pat: Patient) -> Judgement:
+def _judge_level(c: Claim, v: Value, pat: Patient) -> Judgement | None:
+    if v.value is None and _CODE_DIRECTION.get((v.interpretation or "").strip().lower()) in (
+        "positive",
+        "negative",
+    ):
+        return None  # "rapid strep test, negative": a result, not a level
     d = _direction(v, pat)
     if d is None:
         return Judgement("not_verified", f"{c.text!r} cannot be checked: {v.obs.id} ({v.name}) "
@@ -640,6 +650,24 @@ def _about(c: Claim, values: list[Value], canon: str) -> list[Value]:
     return [v for v in values if v.key in keys]
 
 
+def _stated(c: Claim, vs: list[Value], facts: StatementFacts) -> list[Value]:
+    """Of several cited values of one test, the one whose number the statement writes nearest
+    the claim ("low at 11.2 on admission and normal at 13.9": 'low' is about 11.2)."""
+    out: list[Value] = []
+    keys = {v.key for v in vs}
+    for k in keys:
+        group = [v for v in vs if v.key == k]
+        hits = [
+            (abs(q.span[0] - c.pos), v)
+            for v in group
+            if v.value is not None
+            for q in facts.quantities
+            if same_quantity(q.text, q.unit, v.value, v.unit)
+        ]
+        out += [min(hits, key=lambda h: h[0])[1]] if len(group) > 1 and hits else group
+    return out
+
+
 def _latest(vs: list[Value]) -> list[Value]:
     by: dict[str, Value] = {}
     for v in vs:
@@ -656,11 +684,36 @@ def _first(js: list[Judgement], *order: str) -> Judgement:
     return js[0]
 
 
+def _judge_category(c: Claim, vs: list[Value], pat: Patient) -> Judgement | None:
+    name = c.kind[len("cat:") :]
+    for v in vs:
+        if v.test is None or name not in v.test.categories:
+            continue
+        rows = [r for r in v.test.categories[name] if r.applies(pat.sex, pat.age_at(v.when))]
+        x = _in_table_unit(v)
+        if not rows or x is None:
+            return Judgement(
+                "not_verified",
+                f"{c.text!r} cannot be checked: no {v.test.name} category applies to "
+                f"{v.obs.id} (the table's categories are for adults, by age and sex)",
+            )
+        if any(r.contains(x) for r in rows):
+            return Judgement("supported", f"{c.text!r}: {v.shown()} is in {rows[0].text}")
+        return Judgement(
+            "unsupported",
+            f"{c.text!r} but {v.shown()} is not {name.replace('_', ' ')} "
+            f"({rows[0].text}, {rows[0].short_source()})",
+        )
+    return None
+
+
 def _judge(
     c: Claim, about: list[Value], ids: list[str], pat: Patient, facts: StatementFacts
 ) -> Judgement | None:
     if c.kind in _TREND:
         return _judge_trend(c, about, pat, facts)
+    if c.kind.startswith("cat:"):
+        return _judge_category(c, _latest(about), pat)
     if c.kind in ("controlled", "uncontrolled"):
         return _judge_target(c, _latest(about), pat)
     if c.kind in ("positive", "negative"):
@@ -673,7 +726,10 @@ def _judge(
             )
         return _first(found, "unsupported", "supported")
     js = [
-        _judge_level(c, v, pat) for v in _latest(about) if v.value is not None or v.interpretation
+        x
+        for v in _latest(about)
+        if v.value is not None or v.interpretation
+        if (x := _judge_level(c, v, pat)) is not None
     ]
     if not js:
         return None
@@ -684,20 +740,59 @@ def _judge(
     return _first(js, "unsupported", "supported")
 
 
+_COPULA = re.compile(
+    r"\b(?:is|was|are|were|been|remains?|remained|stays?|stayed|looks?|looked|came back|"
+    r"is now|was now|has been|have been)\b"
+)
+
+
+@lru_cache(maxsize=1)
+def _test_names() -> re.Pattern[str]:
+    tests, _ = reference_table()
+    names = {a for t in tests for a in (t.name.lower(), *t.aliases) if len(a) >= 3}
+    return re.compile(r"(?<![\w-])(" + _alts(sorted(names)) + r")(?![\w-])")
+
+
+def _uncited_results(canon: str, claims: list[Claim], ids: list[str]) -> list[CheckResult]:
+    """ "Your blood pressure is now well controlled" citing only the order: the claim is about
+    a result the statement does not cite, so nothing backs it."""
+    out: list[CheckResult] = []
+    for c in claims:
+        if c.kind in ("positive", "negative"):
+            continue
+        start = max(canon.rfind(x, 0, c.pos) for x in (".", ";", ",", " but ")) + 1
+        named = [m for m in _test_names().finditer(canon, start, c.pos)]
+        if not named or not _COPULA.search(canon, named[-1].end(), c.pos):
+            continue
+        test = named[-1].group(1)
+        out.append(
+            CheckResult(
+                check="interpretation",
+                verdict="not_verified",
+                reason=f"{c.text!r}: the statement cites no {test} result to check it against "
+                f"(it cites {', '.join(ids) or 'nothing'})",
+                evidence_ids=ids,
+            )
+        )
+    return out
+
+
 def check_interpretation(
     facts: StatementFacts, cited: list[EvidenceFacts], patient: Evidence | None = None
 ) -> list[CheckResult]:
     """Every interpretation claim of the statement against the Observations it cites."""
     values = [v for c in cited for v in observation_values(c.evidence)]
-    if not values:
-        return []
     claims = find_claims(facts.canon)
     if not claims:
         return []
+    if not values:
+        return _uncited_results(facts.canon, claims, [c.evidence.id for c in cited])
     pat = patient_of(patient)
     out: list[CheckResult] = []
     for c in claims:
         about = _about(c, values, facts.canon)
+        if c.kind not in _TREND:
+            about = _stated(c, about, facts)
         ids = sorted({v.obs.id for v in about})
         j = _judge(c, about, ids, pat, facts)
         if j is None:

@@ -33,6 +33,21 @@ _QTY = re.compile(
     r"(?<![\w.^*/])(?<![a-z]-)(" + _NUM + r")(?:\s*(?:-\s*)?(" + UNIT_PATTERN + r"))?(?![\w^*])",
     re.I,
 )
+# "40 mg/0.4 mL", "100 mcg/0.5 mL", "250 mg/5 mL": an amount in a volume, two values
+_IN_VOLUME = re.compile(
+    r"(?<![\w.])(\d+(?:\.\d+)?)\s*(mg|mcg|µg|g|units?|iu|meq)\s*/\s*(\d+(?:\.\d+)?)\s*(ml|l)(?![\w/])",
+    re.I,
+)
+# "per 24 hours", "a 24-hour urine": the period of a rate or a test's name, not a value
+_PERIOD = re.compile(
+    r"\bper\s+\d+\s*(?:hours?|hrs?|h|days?|weeks?)\b|\b\d+-(?:hour|hr|day|week|month|year)\b", re.I
+)
+# "2,000 mg a day in total", "440 mcg of fluticasone per day": a day's total, not one dose
+DAILY_AFTER = re.compile(
+    r"^\s*(?:of\s+[a-z][\w-]*(?:\s+[a-z][\w-]*)?\s+)?"
+    r"(?:(?:a|per|each|every)\s+day|/\s*day|daily total|in total|total daily|total a day"
+    r"|total per day)\b"
+)
 _RATIO = re.compile(r"(?<![\w.:/])(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)(?![\w:.])")
 _TIME_CUE = re.compile(
     r"\b(?:at|by|until|from|before|after|around)\s*$|^\s*(?:a\.?m|p\.?m|h\b)", re.I
@@ -53,6 +68,7 @@ class Quantity:
     unit: str | None
     span: tuple[int, int]
     approx: str | None = None  # "about", "below", "just_below"... (data/approximate_words.yaml)
+    per_day: bool = False  # "2,000 mg a day in total": a day's total, not one dose
 
 
 @lru_cache(maxsize=1)
@@ -86,6 +102,14 @@ def quantities(text: str, skip: list[tuple[int, int]]) -> list[Quantity]:
     out: list[Quantity] = []
     taken = list(skip) + [m.span() for m in _EVERY.finditer(text)]
     taken += [m.span() for m in _NAME_DIGITS.finditer(text)]
+    taken += [m.span() for m in _PERIOD.finditer(text)]
+    for m in _IN_VOLUME.finditer(text):
+        if _overlaps(m.span(), taken):
+            continue
+        ap = approx_before(text, m.start())
+        out.append(Quantity(m.group(1), m.group(2), m.span(1), ap))
+        out.append(Quantity(m.group(3), m.group(4), m.span(3), ap))
+        taken.append(m.span())
     for m in _PAIR.finditer(text):
         if _overlaps(m.span(), taken):
             continue
@@ -127,6 +151,8 @@ def quantities(text: str, skip: list[tuple[int, int]]) -> list[Quantity]:
                 m.group(1).replace(",", ""), m.group(2), m.span(), approx_before(text, m.start())
             )
         )
+    for q in out:
+        q.per_day = bool(q.unit and DAILY_AFTER.match(text[q.span[1] :]))
     return sorted(out, key=lambda q: q.span)
 
 
@@ -149,3 +175,13 @@ def value_of(text: str) -> float | None:
         return float(a) / float(b) if sep else float(text)
     except (ValueError, ZeroDivisionError):
         return None
+
+
+def concentrations_in(text: str) -> list[tuple[float, str]]:
+    """Concentrations written as an amount in a volume: "250 mg/5 mL" -> (50, "mg/ml")."""
+    out: list[tuple[float, str]] = []
+    for m in _IN_VOLUME.finditer(text):
+        vol = float(m.group(3)) * (1000.0 if m.group(4).lower() == "l" else 1.0)
+        if vol > 0:
+            out.append((float(m.group(1)) / vol, f"{m.group(2).lower()}/ml"))
+    return out
