@@ -43,6 +43,10 @@ PURPOSE_CUE = re.compile(
     r"as a result of|from (?:your|her|his|their))\b"
 )
 _SIDES = ("left", "right")
+# "mid-april", "late-2019": approximate time words (the date check reads them), not terms
+_TIME_WORD = re.compile(
+    r"^(?:early|mid|late)-(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|\d{4})"
+)
 
 
 @dataclass(frozen=True)
@@ -74,12 +78,16 @@ def table() -> ConceptTable:
     names: dict[str, str] = {}
     codes: dict[tuple[str, str], set[str]] = {}
 
-    def add(cid: str, words: Iterable[str], ups: Iterable[str] = ()) -> None:
+    curated: dict[str, set[str]] = {}
+
+    def add(cid: str, words: Iterable[str], ups: Iterable[str] = (), hand: bool = True) -> None:
         for w in words:
             k = _key(w)
             if k and k not in lexicon.GENERIC_WORDS:
                 terms.setdefault(k, set()).add(cid)
                 names.setdefault(cid, w)
+                if hand:
+                    curated.setdefault(k, set()).add(cid)
         parents.setdefault(cid, set()).update(ups)
 
     classes = terminology.drug_therapeutic_classes()
@@ -92,13 +100,29 @@ def table() -> ConceptTable:
         add(f"class:{cls}", [cls, *words], (p if ":" in p else f"class:{p}" for p in ups))
     for r in terminology.rows("concepts.csv", "concept", "terms", "parents", "codes"):
         cid = r["concept"].strip()
-        add(cid, terminology._split(r["terms"]), terminology._split(r["parents"]))
+        add(cid, terminology._split(r["terms"]), terminology.split_ids(r["parents"]))
         for c in terminology._split(r["codes"]):
             system, _, code = c.partition(":")
             codes.setdefault((system, code), set()).add(cid)
     for r in terminology.rows("icd10cm_terms.csv", "code", "term"):
-        add(f"icd:{r['code'].strip().upper()}", [r["term"]])
-    # curated ids use upper-case codes too ("icd:I10"); ICD ids from the CSV are upper already
+        add(f"icd:{r['code'].strip().upper()}", [r["term"]], hand=False)
+    # A term the curated table gives a specific concept means that one ("streptococcal
+    # pharyngitis" is J02.0, not any J02): drop its ancestors. ICD-10-CM's own "NOS" defaults
+    # ("diabetes" under E11) never narrow a general curated concept.
+    def ancestors(c: str) -> set[str]:
+        seen: set[str] = set()
+        todo = list(parents.get(c, ()))
+        while todo:
+            x = todo.pop()
+            if x not in seen:
+                seen.add(x)
+                todo.extend(parents.get(x, ()))
+        return seen
+
+    for k, cs in terms.items():
+        if len(cs) > 1 and curated.get(k):
+            up = set().union(*(ancestors(c) for c in curated[k]))
+            terms[k] = (cs - up) or cs
     return ConceptTable(
         terms={k: frozenset(v) for k, v in terms.items()},
         parents={k: frozenset(v) for k, v in parents.items()},
@@ -246,10 +270,22 @@ def check_terms(
         said = side in facts.canon.split() and side not in negated
         if said and other in tokens and side not in tokens:
             out.append(("unsupported", f"side '{side}' differs from {where} ({other})"))
+    sites = terminology.body_sites()
+    named_sites = sites & tokens
     for term in sorted(facts.terms - drug_words - covered):
         if term in negated or (facts.no_known_allergies and term.startswith("allerg")):
             continue
-        if stem_match(term, tokens):
+        if stem_match(term, tokens) or _TIME_WORD.match(term):
+            continue
+        if term in sites:
+            # a site is checked where the record names another one; else it is context
+            if named_sites:
+                out.append(
+                    (
+                        "unsupported",
+                        f"site '{term}' differs from {where} ({', '.join(sorted(named_sites))})",
+                    )
+                )
             continue
         if _CLINICAL_SUFFIX.search(term) and term not in BUILTIN_TERMS:
             out.append(("not_verified", f"'{term}' could not be tied to {where}"))

@@ -149,7 +149,9 @@ def _judge(
     if subjects and not found:
         # The order records no reason at all, and the statement cites the condition beside it:
         # the chart does not say otherwise, and the clinician sees both records.
-        for c in cited:
+        # Medication orders only: a procedure or visit's reason is recorded where it exists.
+        meds = [c for c in subjects if c.evidence.resource_type.startswith("Medication")]
+        for c in cited if meds else []:
             if c not in subjects and wanted & evidence_concepts(c):
                 return "supported", (
                     f"{c.evidence.id} ({c.evidence.title}) is cited with {where}, "

@@ -19,6 +19,11 @@ def _split(cell: str | None) -> list[str]:
     return [x.strip().lower() for x in (cell or "").split(";") if x.strip()]
 
 
+def split_ids(cell: str | None) -> list[str]:
+    """Concept ids as written ("icd:I10", "vital:bp"): codes keep their case."""
+    return [x.strip() for x in (cell or "").split(";") if x.strip()]
+
+
 @cache
 def rows(name: str, *columns: str) -> tuple[dict[str, str], ...]:
     """The rows of ``data/<name>`` as dicts; ``columns`` must all be in its header."""
@@ -83,7 +88,7 @@ def class_rows() -> tuple[tuple[str, tuple[str, ...], tuple[str, ...], bool], ..
         (
             r["class"].strip().lower(),
             tuple(_split(r["terms"])),
-            tuple(_split(r["parents"])),
+            tuple(split_ids(r["parents"])),
             r["cross_reactive"].strip() == "1",
         )
         for r in rows("drug_classes.csv", "class", "terms", "parents", "cross_reactive")
@@ -118,3 +123,13 @@ def synonyms() -> tuple[tuple[str, str], ...]:
 @cache
 def clinical_terms() -> frozenset[str]:
     return frozenset(r["term"].strip().lower() for r in rows("clinical_terms.csv", "term"))
+
+
+@cache
+def generic_words() -> frozenset[str]:
+    return frozenset(r["word"].strip().lower() for r in rows("generic_words.csv", "word"))
+
+
+@cache
+def body_sites() -> frozenset[str]:
+    return frozenset(r["site"].strip().lower() for r in rows("body_sites.csv", "site"))
