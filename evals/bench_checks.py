@@ -14,6 +14,7 @@ from __future__ import annotations
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 from chartdraft_guardrails import api
 from chartdraft_guardrails.api import check_draft
@@ -72,27 +73,33 @@ def main() -> None:
 def labelled() -> None:
     from evals.checker import ChartCache, evaluate, load_labels, rows_for
 
-    files = sorted(LABELS.glob("*-dev.json")) + sorted(LABELS.glob("*-test.json"))
-    if not files:
-        print(f"labelled splits: none in {LABELS}")
-        return
     cache = ChartCache()  # the splits share charts: load each once
-    for f in files:
+    for split in ("dev", "test"):
+        files = sorted(LABELS.glob(f"*-{split}.json"))
+        if not files:
+            print(f"labelled {split} split: no *-{split}.json in {LABELS}")
+            continue
         t0 = time.perf_counter()
-        report = evaluate(rows_for([load_labels(f)], cache))
-        o, mcr = report["rules"]["overall"], report["rules"]["min_category_recall"]
-
-        def show(rate: dict[str, object]) -> str:
-            return "–" if rate["value"] is None else (
-                f"{rate['value']:.3f} [{rate['lo']:.2f}, {rate['hi']:.2f}]")
-
-        worst_cat = min(((v["recall"]["value"], c) for c, v in
-                         report["rules"]["per_category"].items()
+        sets = [load_labels(f) for f in files]
+        report = evaluate(rows_for(sets, cache))
+        rules = report["rules"]
+        o, mcr = rules["overall"], rules["min_category_recall"]
+        worst_cat = min(((v["recall"]["value"], c) for c, v in rules["per_category"].items()
                          if v["recall"]["value"] is not None), default=(None, "–"))
-        print(f"{f.name}: n={o['n']}; pass rate on supported {show(o['pass_rate'])} "
-              f"(target >= 0.97); recall on defects {show(o['recall'])} (target >= 0.97); "
-              f"min category recall {'–' if mcr is None else f'{mcr:.3f}'} ({worst_cat[1]}; "
-              f"target >= 0.90); {time.perf_counter() - t0:.1f}s")
+        print(f"{split} split ({', '.join(s.name for s in sets)}; n={o['n']}): pass rate on "
+              f"supported {_show(o['pass_rate'])} (target >= 0.97); recall on defects "
+              f"{_show(o['recall'])} (target >= 0.97); min category recall "
+              f"{'–' if mcr is None else f'{mcr:.3f}'} ({worst_cat[1]}; target >= 0.90); "
+              f"{time.perf_counter() - t0:.1f}s")
+        for name, st in report.get("per_set", {}).items():
+            print(f"  {name}: n={st['n']}; pass rate {_show(st['pass_rate'])}; "
+                  f"recall {_show(st['recall'])}")
+
+
+def _show(rate: dict[str, Any]) -> str:
+    if rate["value"] is None:
+        return "–"
+    return f"{rate['value']:.3f} [{rate['lo']:.2f}, {rate['hi']:.2f}]"
 
 
 def latency() -> None:
