@@ -123,7 +123,8 @@ def check_statement(
     facts = statement_facts(statement.text, ctx.vocab)
     if usable:
         cited_facts = [_facts_for(e, ctx) for e in usable]
-        results += check_support(facts, cited_facts)
+        birth = ctx.patient.data.get("birth_date") if ctx.patient else None  # for ages
+        results += check_support(facts, cited_facts, birth if isinstance(birth, str) else None)
         # purpose and causal claims against the chart's FHIR links (reasonReference...)
         results += check_links(facts, cited_facts, ctx.by_id, lambda e: _facts_for(e, ctx))
         # "elevated", "well controlled", "rising" against the cited Observations' values

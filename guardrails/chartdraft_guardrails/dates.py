@@ -9,6 +9,7 @@ date; without one they are not extracted (nothing to check them against).
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -66,13 +67,28 @@ _RELATIVE = re.compile(
 
 @dataclass(frozen=True)
 class DateFact:
+    """A date at the precision written. ``year`` 0: a month and day written without a year.
+
+    ``windows``: an approximate time ("late March 2017", "spring 2020") stands for any day in one
+    of these intervals. ``age``: an age in years (youngest, oldest), checked against a birth date.
+    """
+
     year: int
     month: int | None = None
     day: int | None = None
     text: str = ""
     span: tuple[int, int] = (0, 0)
+    windows: tuple[tuple[date, date], ...] = ()
+    age: tuple[int, int] | None = None
 
     def iso(self) -> str:
+        if self.age is not None:
+            lo, hi = self.age
+            return f"age {lo}" if lo == hi else f"age {lo}-{hi}"
+        if self.windows:
+            return " or ".join(f"{a.isoformat()}..{b.isoformat()}" for a, b in self.windows)
+        if self.year == 0:
+            return f"--{self.month or 0:02d}" + (f"-{self.day:02d}" if self.day else "")
         out = f"{self.year:04d}"
         if self.month:
             out += f"-{self.month:02d}"
@@ -99,8 +115,11 @@ def _make(
 
 def find_dates(text: str, *, today: date | None = None) -> list[DateFact]:
     """Every date written in ``text``, each with its character span (no overlaps)."""
-    found: list[DateFact] = []
-    taken: list[tuple[int, int]] = []
+    from chartdraft_guardrails.time_words import approximate_dates, inherit_years
+
+    # approximate words first: "late March 2017" is one window, not "March 2017"
+    found: list[DateFact] = [f for f in approximate_dates(text, []) if f.year or f.age]
+    taken: list[tuple[int, int]] = [f.span for f in found]
     for _kind, pat in _PATTERNS:
         for m in pat.finditer(text):
             span = m.span()
@@ -132,7 +151,9 @@ def find_dates(text: str, *, today: date | None = None) -> list[DateFact]:
                     )
                     continue
             found.append(DateFact(d.year, d.month, d.day, m.group(0), m.span()))
-    return sorted(found, key=lambda f: f.span)
+    # a month or day without a year ("on November 29", "from March to ...")
+    found += approximate_dates(text, [f.span for f in found])
+    return inherit_years(found)
 
 
 def parse_iso(value: object) -> DateFact | None:
@@ -145,8 +166,53 @@ def parse_iso(value: object) -> DateFact | None:
     return _make(m.group(1), m.group(2), m.group(3), value, (0, 0))
 
 
-def supports(stated: DateFact, known: DateFact) -> bool:
-    """``known`` (from the chart) backs ``stated`` at the precision the statement wrote."""
+def interval(f: DateFact) -> tuple[date, date] | None:
+    """The days a dated fact covers at its precision (None: an age or a yearless day)."""
+    if f.age is not None or f.year == 0:
+        return None
+    if f.windows:
+        return min(a for a, _ in f.windows), max(b for _, b in f.windows)
+    if f.month is None:
+        return date(f.year, 1, 1), date(f.year, 12, 31)
+    last = calendar.monthrange(f.year, f.month)[1]
+    if f.day is None:
+        return date(f.year, f.month, 1), date(f.year, f.month, last)
+    d = date(f.year, f.month, f.day)
+    return d, d
+
+
+def _within(known: DateFact, windows: tuple[tuple[date, date], ...]) -> bool:
+    """The chart's date lies inside a window (at its precision: a month must fit entirely)."""
+    k = interval(known)
+    return k is not None and any(a <= k[0] and k[1] <= b for a, b in windows)
+
+
+def supports(stated: DateFact, known: DateFact, birth: date | None = None) -> bool:
+    """``known`` (from the chart) backs ``stated`` at the precision the statement wrote.
+
+    An approximate time is backed by a chart date inside its window; an age by a chart age that
+    overlaps it, or by a chart date on which the patient (born ``birth``) had that age.
+    """
+    if stated.age is not None:
+        if known.age is not None:
+            return known.age[0] <= stated.age[1] and stated.age[0] <= known.age[1]
+        if birth is None or (known.year, known.month, known.day) == (
+            birth.year,
+            birth.month,
+            birth.day,
+        ):
+            return False
+        return _within(known, (age_window(birth, stated.age),))
+    if known.age is not None:
+        return False
+    if stated.year == 0:  # "on November 29": month and day only
+        return bool(known.year) and known.month == stated.month and (
+            stated.day is None or known.day == stated.day
+        )
+    if stated.windows:
+        return _within(known, stated.windows)
+    if known.windows or known.year == 0:
+        return False
     if stated.year != known.year:
         return False
     if stated.month is not None:
@@ -155,3 +221,9 @@ def supports(stated: DateFact, known: DateFact) -> bool:
         if stated.day is not None and known.day != stated.day:
             return False
     return True
+
+
+def age_window(birth: date, age: tuple[int, int]) -> tuple[date, date]:
+    from chartdraft_guardrails.time_words import age_window as window
+
+    return window(birth, age)

@@ -7,8 +7,10 @@ drug names (brand -> generic), clinical terms, frequency, route, as-needed and s
 from __future__ import annotations
 
 import re
+from datetime import date
 
 from chartdraft_guardrails.concepts import check_terms
+from chartdraft_guardrails.dates import parse_iso
 from chartdraft_guardrails.dates import supports as date_supports
 from chartdraft_guardrails.dose_arithmetic import dose_problems, stated_amounts
 from chartdraft_guardrails.facts import (
@@ -60,20 +62,30 @@ def _fmt_freq(v: float) -> str:
     }.get(v, f"{v:g} times a day")
 
 
-def check_support(facts: StatementFacts, cited: list[EvidenceFacts]) -> list[CheckResult]:
+def check_support(
+    facts: StatementFacts, cited: list[EvidenceFacts], birth_date: str | None = None
+) -> list[CheckResult]:
+    """``birth_date``: the patient's (ISO), so an age ("when she was 46") can be checked even
+    when the Patient is not cited."""
     if not cited:
         return []
     where = _ids(cited)
     ids = [c.evidence.id for c in cited]
     problems: list[str] = []
+    unverified: list[str] = []
 
     known_dates = [d for c in cited for d in c.dates]
+    birth = birth_of(cited, birth_date)
     for d in facts.dates:
-        if not any(date_supports(d, k) for k in known_dates):
-            have = sorted({k.iso()[:10] for k in known_dates})[:3]
+        if not any(date_supports(d, k, birth) for k in known_dates):
+            if d.age is not None and birth is None and not any(k.age for k in known_dates):
+                unverified.append(f"{d.text!r} ({d.iso()}) could not be checked: no birth date")
+                continue
+            have = sorted({k.iso()[:10] for k in known_dates if k.year and not k.windows})[:3]
             problems.append(
                 f"date {d.text!r} ({d.iso()}) is not in {where}"
                 + (f" (it has {', '.join(have)})" if have else "")
+                + (f"; born {birth.isoformat()}" if d.age is not None and birth else "")
             )
 
     known_q = [q for c in cited for q in c.quantities]
@@ -123,7 +135,6 @@ def check_support(facts: StatementFacts, cited: list[EvidenceFacts]) -> list[Che
             continue
         problems.append(f"drug {name!r} is not in {where}")
     # clinical mentions as concepts (lay terms, classes, brands); unknown terms: not_verified
-    unverified: list[str] = []
     for verdict, why in check_terms(facts, cited, where, negated):
         (unverified if verdict == "not_verified" else problems).append(why)
 
@@ -175,6 +186,18 @@ def check_support(facts: StatementFacts, cited: list[EvidenceFacts]) -> list[Che
         CheckResult(check="support", verdict="not_verified", reason=p, evidence_ids=ids)
         for p in unverified
     ]
+
+
+def birth_of(cited: list[EvidenceFacts], birth_date: str | None) -> date | None:
+    """The patient's birth date: given, or a cited Patient's."""
+    values = [birth_date] + [
+        c.evidence.data.get("birth_date") for c in cited if c.evidence.resource_type == "Patient"
+    ]
+    for v in values:
+        p = parse_iso(v)
+        if p and p.month and p.day:
+            return date(p.year, p.month, p.day)
+    return None
 
 
 def _same_dim(a: str, b: str) -> bool:

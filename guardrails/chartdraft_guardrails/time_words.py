@@ -1,0 +1,263 @@
+"""Approximate time words and ages in a statement, as date windows (data/time_words.yaml).
+
+"late March 2017" is 2017-03-19..31, "mid-2020" is April to September 2020, "the early 1990s"
+1990-1993, "spring 2020" March to May 2020, "about 2015" 2014-2016; "at age 46", "when she was
+46", "in her teens", "as a child" are ages, checked against the patient's birth date. A month and
+day without a year ("on November 29") keeps year 0 and is compared by month and day. Relative
+words ("a few years ago", "last spring") need the draft's date and are not read here.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Iterator
+from datetime import date
+from functools import lru_cache
+from importlib.resources import files
+from typing import Any
+
+import yaml
+
+from chartdraft_guardrails.dates import _MON, MONTHS, DateFact
+from retrieval.errors import BadInput
+
+_WHERE = "chartdraft_guardrails/data/time_words.yaml"
+_Y = r"(?P<y>(?:19|20)\d\d)"
+_PERSON = r"(?:he|she|they|you|i|we|the patient|patient)"
+_NUMBER_WORDS = {"twenties": 20, "thirties": 30, "forties": 40, "fifties": 50, "sixties": 60,
+                 "seventies": 70, "eighties": 80, "nineties": 90}  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict[str, Any]:
+    path = files("chartdraft_guardrails").joinpath("data", "time_words.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise BadInput(
+            f"cannot read the time words ({exc})",
+            where=_WHERE,
+            fix="reinstall the package (data/*.yaml is package data) or fix the YAML",
+        ) from exc
+    need = ("part_of_month", "part_of_year", "part_of_decade", "seasons", "life_stages")
+    missing = [k for k in need if not isinstance(raw.get(k), dict)]
+    if missing:
+        raise BadInput(
+            f"time words lack {', '.join(missing)}", where=_WHERE, fix="see the file's header"
+        )
+    return raw
+
+
+def _alts(words: Any) -> str:
+    return "|".join(re.escape(str(w)) for w in sorted(words, key=len, reverse=True))
+
+
+@lru_cache(maxsize=1)
+def _patterns() -> list[tuple[str, re.Pattern[str]]]:
+    t = _table()
+    pm, py = _alts(t["part_of_month"]), _alts(t["part_of_year"])
+    pd, seasons = _alts(t["part_of_decade"]), _alts(t["seasons"])
+    stages = _alts(t["life_stages"])
+    decade_words = _alts(t.get("decade_words") or _NUMBER_WORDS)
+    pl = _alts(t.get("part_of_life_decade") or t["part_of_decade"])
+    return [
+        (
+            "part_month",
+            re.compile(
+                r"\b(?:the\s+)?(?P<part>" + pm + r")(?:-|\s+of\s+|\s+)" + _MON
+                + r",?\s+(?:of\s+)?" + _Y + r"\b"
+            ),
+        ),
+        (
+            "part_year",
+            re.compile(r"\b(?:the\s+)?(?P<part>" + py + r")(?:-|\s+of\s+|\s+)(?:in\s+)?"
+                       + _Y + r"\b(?!s)"),
+        ),
+        (
+            "decade",
+            re.compile(r"\b(?:the\s+)?(?:(?P<part>" + pd + r")[- ])?(?P<dec>(?:19|20)\d0)'?s\b"),
+        ),
+        ("season", re.compile(r"\b(?P<season>" + seasons + r")(?:\s+of)?,?\s+" + _Y + r"\b")),
+        (
+            "about_year",
+            re.compile(r"\b(?:about|around|approximately|circa|roughly|c\.)\s+(?:in\s+)?"
+                       + _Y + r"\b"),
+        ),
+        (
+            "life_decade",
+            re.compile(
+                r"\bin\s+(?:his|her|their|your|my|the patient's)\s+(?:(?P<part>" + pl
+                + r")[- ]?)?(?:(?P<dec>[1-9]0)'?s|(?P<word>" + decade_words + r"|teens))\b"
+            ),
+        ),
+        (
+            "stage",
+            re.compile(
+                r"\b(?:as an?|when (?:he|she|they|you|i) (?:was|were) an?|in (?:his|her|their|"
+                r"your|my) )\s*(?P<stage>" + stages + r"|childhood|infancy)\b"
+            ),
+        ),
+        ("age", re.compile(r"\b(?:at|by|from)\s+(?:the\s+)?age\s+(?:of\s+)?(?P<n>\d{1,3})\b")),
+        ("age", re.compile(r"\baged?\s+(?P<n>\d{1,3})\b(?![\d.])")),
+        ("age", re.compile(r"\b(?P<n>\d{1,3})[- ]years?[- ]old\b")),
+        ("age", re.compile(r"\b(?P<n>\d{1,3})\s+years?\s+of\s+age\b")),
+        (
+            "age",
+            re.compile(
+                r"\b" + _PERSON + r"\s+(?:was|were|is|are|turned)\s+(?P<n>\d{1,3})(?![\d.])"
+                r"(?=\s*(?:,|when|at|on|during|in|before|after|and|years?\b|$|\.))"
+            ),
+        ),
+        (
+            "age",
+            re.compile(r",\s*(?P<n>\d{1,3}),?\s+(?=(?:at|when|during)\s+(?:his|her|their|your|"
+                       r"the)\b)"),
+        ),
+        (
+            "md_range",
+            re.compile(
+                _MON + r"\s+(?P<d1>[0-3]?\d)(?:st|nd|rd|th)?\s*(?:-|–|to|through|and|&)\s*"
+                r"(?P<d2>[0-3]?\d)(?:st|nd|rd|th)?,?\s+" + _Y + r"\b"
+            ),
+        ),
+        (
+            "md",
+            re.compile(
+                r"\b(?:on|by|from|since|until|till|to|through|before|after|of)\s+"
+                r"(?:the\s+)?" + _MON + r"\s+(?P<d>[0-3]?\d)(?:st|nd|rd|th)?\b"
+                r"(?!,?\s*(?:19|20)\d\d)"
+                r"(?!\s*(?:mg|mcg|g|ml|units?|%|tablets?|capsules?|puffs?|drops?)\b)"
+            ),
+        ),
+        (
+            "from_month",
+            re.compile(
+                r"\b(?:from|between)\s+(?:early |mid-?|late )?" + _MON
+                + r"\s+(?=(?:to|through|until|till|and|-)\s)"
+            ),
+        ),
+    ]
+
+
+def _last(y: int, m: int) -> int:
+    return calendar.monthrange(y, m)[1]
+
+
+def _years_after(d: date, n: int) -> date:
+    try:
+        return d.replace(year=d.year + n)
+    except ValueError:  # 29 February
+        return d.replace(year=d.year + n, day=28)
+
+
+def age_window(birth: date, age: tuple[int, int]) -> tuple[date, date]:
+    """The days on which someone born on ``birth`` was between ``age[0]`` and ``age[1]``."""
+    lo = _years_after(birth, age[0])
+    hi = date.fromordinal(_years_after(birth, age[1] + 1).toordinal() - 1)
+    return lo, hi
+
+
+def _fact(kind: str, m: re.Match[str], t: dict[str, Any]) -> DateFact | None:
+    g = m.groupdict()
+    text, span = m.group(0), m.span()
+    if kind == "part_month":
+        y, mon = int(g["y"]), MONTHS[g["mon"].rstrip(".")]
+        lo, hi = t["part_of_month"][g["part"]]
+        w = (date(y, mon, lo), date(y, mon, min(hi, _last(y, mon))))
+        return DateFact(y, mon, None, text, span, windows=(w,))
+    if kind == "part_year":
+        y = int(g["y"])
+        lo, hi = t["part_of_year"][g["part"]]
+        return DateFact(y, None, None, text, span, windows=((date(y, lo, 1),
+                                                              date(y, hi, _last(y, hi))),))
+    if kind == "decade":
+        d0 = int(g["dec"])
+        lo, hi = t["part_of_decade"][g["part"]] if g.get("part") else (0, 9)
+        return DateFact(d0 + lo, None, None, text, span,
+                        windows=((date(d0 + lo, 1, 1), date(d0 + hi, 12, 31)),))
+    if kind == "season":
+        y = int(g["y"])
+        a, b = t["seasons"][g["season"]]
+        if a <= b:
+            ws: tuple[tuple[date, date], ...] = ((date(y, a, 1), date(y, b, _last(y, b))),)
+        else:  # winter: the one that ends in y or the one that starts in y
+            ws = ((date(y - 1, a, 1), date(y, b, _last(y, b))),
+                  (date(y, a, 1), date(y + 1, b, _last(y + 1, b))))
+        return DateFact(y, None, None, text, span, windows=ws)
+    if kind == "about_year":
+        y, n = int(g["y"]), int(t.get("about_years", 1))
+        return DateFact(y, None, None, text, span, windows=((date(y - n, 1, 1),
+                                                              date(y + n, 12, 31)),))
+    if kind == "life_decade":
+        if g.get("word") == "teens":
+            lo, hi = t["life_stages"]["teens"]
+        else:
+            dec = int(g["dec"]) if g.get("dec") else int(
+                (t.get("decade_words") or _NUMBER_WORDS)[g["word"]])
+            plo, phi = (t.get("part_of_life_decade") or t["part_of_decade"]).get(
+                g.get("part") or "", (0, 9))
+            lo, hi = dec + plo, dec + phi
+        return DateFact(0, None, None, text, span, age=(int(lo), int(hi)))
+    if kind == "stage":
+        stage = {"childhood": "child", "infancy": "infant"}.get(g["stage"], g["stage"])
+        lo, hi = t["life_stages"][stage]
+        return DateFact(0, None, None, text, span, age=(int(lo), int(hi)))
+    if kind == "age":
+        n = int(g["n"])
+        return DateFact(0, None, None, text, span, age=(n, n)) if n <= 120 else None
+    if kind == "md":
+        mon, d = MONTHS[g["mon"].rstrip(".")], int(g["d"])
+        if not 1 <= d <= 31:
+            return None
+        return DateFact(0, mon, d, text, span)
+    if kind == "from_month":
+        return DateFact(0, MONTHS[g["mon"].rstrip(".")], None, text, span)
+    return None
+
+
+def _md_range(m: re.Match[str]) -> Iterator[DateFact]:
+    y, mon = int(m.group("y")), MONTHS[m.group("mon").rstrip(".")]
+    for k in ("d1", "d2"):
+        d = int(m.group(k))
+        if 1 <= d <= _last(y, mon):
+            yield DateFact(y, mon, d, m.group(0), m.span(k) if k == "d1" else
+                           (m.span(k)[0], m.end()))
+
+
+def approximate_dates(text: str, taken: list[tuple[int, int]]) -> list[DateFact]:
+    """Windows, ages and yearless days in ``text`` (lower-cased), outside the ``taken`` spans.
+
+    Returns facts with their spans; a yearless month or day followed by a dated one in a range
+    ("from March to late May 2017", "November 18 to November 20, 2026") takes that year.
+    """
+    t = _table()
+    found: list[DateFact] = []
+    spans = list(taken)
+    for kind, pat in _patterns():
+        for m in pat.finditer(text):
+            if any(a < m.end() and m.start() < b for a, b in spans):
+                continue
+            if kind == "md_range":
+                facts = list(_md_range(m))
+            else:
+                f = _fact(kind, m, t)
+                facts = [f] if f else []
+            if facts:
+                found += facts
+                spans.append(m.span())
+    return found
+
+
+def inherit_years(facts: list[DateFact]) -> list[DateFact]:
+    """A yearless month/day takes the year of the next dated fact of its range (within 40 chars)."""
+    facts = sorted(facts, key=lambda f: f.span)
+    out: list[DateFact] = []
+    for i, f in enumerate(facts):
+        if f.year == 0 and f.age is None and f.month:
+            nxt = next((g for g in facts[i + 1 :] if g.year and g.age is None), None)
+            if nxt is not None and nxt.span[0] - f.span[1] <= 40:
+                day = f.day if f.day and f.day <= _last(nxt.year, f.month) else None
+                f = DateFact(nxt.year, f.month, day, f.text, f.span)
+        out.append(f)
+    return out
