@@ -91,13 +91,13 @@ def table() -> ConceptTable:
         parents.setdefault(cid, set()).update(ups)
 
     classes = terminology.drug_therapeutic_classes()
-    for generic, cls in classes.items():
-        add(f"drug:{generic}", [generic], (f"class:{c}" for c in cls))
+    for generic, member_of in classes.items():
+        add(f"drug:{generic}", [generic], (f"class:{c}" for c in member_of))
     for brand, generic in terminology.brand_to_generic().items():
         add(f"drug:{generic}", [brand])
-    for cls, words, ups, _ in terminology.class_rows():
+    for cname, words, ups, _ in terminology.class_rows():
         # "icd:I10" / "vital:bp": what the class treats; a bare name is a parent class
-        add(f"class:{cls}", [cls, *words], (p if ":" in p else f"class:{p}" for p in ups))
+        add(f"class:{cname}", [cname, *words], (p if ":" in p else f"class:{p}" for p in ups))
     for r in terminology.rows("concepts.csv", "concept", "terms", "parents", "codes"):
         cid = r["concept"].strip()
         add(cid, terminology._split(r["terms"]), terminology.split_ids(r["parents"]))

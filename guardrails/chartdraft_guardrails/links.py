@@ -16,7 +16,7 @@ from collections.abc import Callable
 from chartdraft_guardrails import lexicon
 from chartdraft_guardrails.concepts import closure, covers, evidence_concepts, mentions
 from chartdraft_guardrails.facts import EvidenceFacts, StatementFacts
-from chartdraft_guardrails.statement import CheckResult
+from chartdraft_guardrails.statement import CheckResult, Verdict
 from retrieval.evidence import Evidence
 
 _PURPOSE = re.compile(
@@ -113,7 +113,7 @@ def _judge(
     cited: list[EvidenceFacts],
     by_id: dict[str, Evidence],
     facts_of: Callable[[Evidence], EvidenceFacts],
-) -> tuple[str, str]:
+) -> tuple[Verdict, str]:
     subjects = [c for c in cited if c.evidence.resource_type in _SUBJECT_TYPES]
     found: list[str] = []  # what the chart links, for the reason
     pool = subjects if subjects else cited
