@@ -298,3 +298,17 @@ def test_pipeline_runs_the_judge_and_survives_a_dead_one(
         assert all(r.check != "judge" for st in draft.statements() for r in st.results)
     finally:
         rt.close()
+
+
+def test_an_edit_drops_only_the_edited_statements_judge_result() -> None:
+    from assistant.verify import recheck_draft
+
+    draft = _draft(2, flagged=False)
+    draft.evidence = list(CHART)
+    judge_draft(draft, CHART, [], Always("not_addressed"), max_calls=10)
+    kept, edited = [st for st in draft.statements() if st.citations]
+    edited.text, edited.origin = "Keep taking your allopurinol.", "clinician"  # as PATCH does
+    recheck_draft(CHART, draft, [])
+    assert [r.verdict for r in kept.results if r.check == "judge"] == ["not_verified"]
+    assert worst(kept.results) != "supported"  # the judge's flag survives an unrelated edit
+    assert not [r for r in edited.results if r.check == "judge"]
