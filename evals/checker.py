@@ -435,9 +435,9 @@ def render(report: dict[str, Any], *, errors: int = 0, title: str = "checker") -
                   f"min category recall: {'–' if mcr is None else f'{mcr:.3f}'}")
     secs = report["seconds"]
     rows = max(1, report["rows"])
+    judge_part = f"; judge {secs['judge'] / rows:.2f} s a statement" if "judge" in secs else ""
     console.print(f"time: checks {1000 * secs['checks'] / rows:.1f} ms a statement on average "
-                  "(building each chart's facts once included)" + (f"; judge {secs['judge'] / rows:.2f} s a statement"
-                                            if "judge" in secs else ""))
+                  f"(building each chart's facts once included){judge_part}")
     errs = report["errors"]
     if errors and errs:
         console.print(f"\n{len(errs)} misses and false flags (first {min(errors, len(errs))}):")
