@@ -22,7 +22,7 @@ from chartdraft_guardrails.numbers import (
     quantities,
     value_of,
 )
-from chartdraft_guardrails.units import concentration, dose_amounts, is_count
+from chartdraft_guardrails.units import concentration, dose_amounts, is_count, millilitres
 from retrieval.evidence import Evidence
 
 _WORD = re.compile(r"[a-z][a-z0-9\-']*[a-z0-9]|[a-z]")
@@ -496,7 +496,12 @@ def evidence_facts(e: Evidence) -> EvidenceFacts:
         add(value_of(q.text), q.unit)
     for cv, cu in concentrations_in(plain):  # "250 mg/5 mL" is 50 mg/mL
         add(cv, cu)
-    for v, u in dose_amounts(qs):  # 1 mL of 5 mg/mL is a 5 mg dose
+    # 0.5 mL of 2 mg/mL is a 1 mg dose; with no dose recorded, "1 ML ... 5 MG/ML" holds 5 mg
+    dose_ml = millilitres(dv, du if isinstance(du, str) else None) if dv is not None else None
+    pairs = qs
+    if dose_ml is not None and sv is not None and dv is not None:
+        pairs = [(sv, su if isinstance(su, str) else None), (dv, du)]
+    for v, u in dose_amounts(pairs):
         add(v, u)
     dates = list(tspan) + bare_years(plain, [x.span for x in tspan])
     for k in (*_DATE_KEYS,):

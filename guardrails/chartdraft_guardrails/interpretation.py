@@ -650,6 +650,18 @@ def _about(c: Claim, values: list[Value], canon: str) -> list[Value]:
     return [v for v in values if v.key in keys]
 
 
+def _distance_to(c: Claim, span: tuple[int, int], canon: str) -> int:
+    """How far a number is from a claim: "normal at 13.9" binds the number right after the
+    claim; one before it binds unless "and" or a comma separates them."""
+    end = c.pos + len(c.text)
+    if span[0] >= end:
+        gap = canon[end : span[0]]
+        near = re.fullmatch(r"\s*(?:at|of|was|is|=|:|\(|,)?\s*(?:about|around|~)?\s*", gap)
+        return 0 if near else span[0] - end
+    gap = canon[span[1] : c.pos]
+    return c.pos - span[1] + (1000 if re.search(r"\band\b|;", gap) else 0)
+
+
 def _stated(c: Claim, vs: list[Value], facts: StatementFacts) -> list[Value]:
     """Of several cited values of one test, the one whose number the statement writes nearest
     the claim ("low at 11.2 on admission and normal at 13.9": 'low' is about 11.2)."""
@@ -658,7 +670,7 @@ def _stated(c: Claim, vs: list[Value], facts: StatementFacts) -> list[Value]:
     for k in keys:
         group = [v for v in vs if v.key == k]
         hits = [
-            (abs(q.span[0] - c.pos), v)
+            (_distance_to(c, q.span, facts.canon), v)
             for v in group
             if v.value is not None
             for q in facts.quantities

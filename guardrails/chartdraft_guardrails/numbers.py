@@ -59,7 +59,7 @@ _NAME_DIGITS = re.compile(
     r"\btype\s+(?:1|2|i|ii)\b(?!\s*(?:" + UNIT_PATTERN + r"))|\b[a-z][a-z\-]*-\d+[a-z]?\b",
     re.I,
 )
-_YEAR = re.compile(r"(?<![\w.,/:])((?:19|20)\d\d)(?![\w.,/:%]|\s*(?:" + UNIT_PATTERN + r")\b)")
+_YEAR = re.compile(r"(?<![\w.,/:])((?:19|20)\d\d)(?![\w/:%]|[.,]\d|\s*(?:" + UNIT_PATTERN + r")\b)")
 
 
 @dataclass
