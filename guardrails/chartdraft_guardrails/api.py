@@ -130,7 +130,9 @@ def check_statement(
         # "elevated", "well controlled", "rising" against the cited Observations' values
         results += check_interpretation(facts, cited_facts, ctx.patient)
     if statement.citations or clinical:
-        results += check_contradiction(facts, ctx.facts_list, ctx.vocab)
+        results += check_contradiction(
+            facts, ctx.facts_list, ctx.vocab, [_facts_for(e, ctx) for e in usable]
+        )
     cited_inj = scan_evidence([e for e in usable if e.id not in ctx.by_id])
     results += check_injection(statement.text, ctx.injections + cited_inj)
     results += check_phi(statement.text, ctx.allowed, ner=phi_ner)

@@ -94,6 +94,9 @@ def is_clinical(
         return True  # "Criterion 2 (...): documented. ..." asserts that the chart meets it
     if _NON_CLINICAL.search(body) and not re.search(r"\d", body):
         return names_drug(body, vocab)  # "Call your doctor before you stop warfarin" is not idle
+    _cues()  # loads _PLAIN_WORDS too
+    if concepts and _PLAIN_WORDS & concepts:  # "children" alone is no clinical concept
+        concepts = frozenset(concepts) - _PLAIN_WORDS
     return (
         bool(_VALUE.search(body) or _cues().search(body))
         or names_clinical_concept(body, vocab, concepts)

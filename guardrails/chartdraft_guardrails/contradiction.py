@@ -14,6 +14,8 @@ from functools import lru_cache
 
 from chartdraft_guardrails import lexicon
 from chartdraft_guardrails.dates import supports as date_supports
+from chartdraft_guardrails.denials import check_denials
+from chartdraft_guardrails.episodes import cited_episode_agrees, clause_terms
 from chartdraft_guardrails.facts import (
     STATUS_ACTIVE,
     STATUS_INACTIVE,
@@ -135,6 +137,7 @@ class _Index:
     allergy: list[EvidenceFacts]
     meds: list[EvidenceFacts]
     conditions: list[EvidenceFacts]
+    smoking: list[EvidenceFacts]  # smoking-status Observations (a "never smoked" denial)
 
 
 _index: dict[int, _Index] = {}
@@ -148,6 +151,13 @@ def _index_of(chart: list[EvidenceFacts]) -> _Index:
             allergies(chart),
             [c for c in chart if c.evidence.resource_type.startswith("Medication")],
             [c for c in chart if c.evidence.resource_type == "Condition"],
+            [
+                c
+                for c in chart
+                if c.evidence.resource_type == "Observation"
+                and (c.evidence.data.get("loinc") == "72166-2" or "smok" in c.evidence.title.lower()
+                     )
+            ],
         )
         if len(_index) > 8:
             _index.clear()
@@ -169,8 +179,13 @@ def _matches_concept(terms: set[str], e: EvidenceFacts, vocab: frozenset[str]) -
 
 
 def check_contradiction(
-    facts: StatementFacts, chart: list[EvidenceFacts], vocab: frozenset[str]
+    facts: StatementFacts,
+    chart: list[EvidenceFacts],
+    vocab: frozenset[str],
+    cited: list[EvidenceFacts] | None = None,
 ) -> list[CheckResult]:
+    """``cited``: the evidence the statement cites (a note it takes a dose from, the episode a
+    status claim is about); the rest of the chart is still searched for conflicts."""
     out: list[CheckResult] = []
 
     def flag(reason: str, ids: list[str]) -> None:
@@ -236,6 +251,9 @@ def check_contradiction(
         if not orders or facts.status_claim == "inactive" or historical \
                 or _STOP_INSTRUCTION.search(facts.canon):
             continue
+        # a dose taken from the note the statement cites is compared with that note (support)
+        if _cited_note_says(stated, cited):
+            continue
         mass = [
             (v, u)
             for c in orders
@@ -251,7 +269,6 @@ def check_contradiction(
             )
 
     drug_related = {n: [c for c in idx.meds if n in c.drugs] for n in facts.drugs}
-    cond_related = [c for c in idx.conditions if _matches_concept(facts.terms, c, vocab)]
     if facts.status_claim == "inactive":
         by_drug = _mass_by_drug(facts)
         for n, rel in drug_related.items():
@@ -263,12 +280,15 @@ def check_contradiction(
                     f"says {n} was stopped, but {act[0].evidence.id} is {act[0].status}",
                     [c.evidence.id for c in act],
                 )
-        act = [c for c in cond_related if c.status in STATUS_ACTIVE]
-        if act and not drug_related:
-            flag(
-                f"says {act[0].evidence.title} resolved, but {act[0].evidence.id} is active",
-                [c.evidence.id for c in act],
-            )
+        for terms in clause_terms(facts, "inactive"):  # each clause's own concept
+            rel = [c for c in idx.conditions if _matches_concept(terms, c, vocab)]
+            act = [c for c in rel if c.status in STATUS_ACTIVE]
+            # the cited episode is resolved: another, active episode does not refute it
+            if act and not drug_related and not cited_episode_agrees(rel, cited, STATUS_INACTIVE):
+                flag(
+                    f"says {act[0].evidence.title} resolved, but {act[0].evidence.id} is active",
+                    [c.evidence.id for c in act],
+                )
     elif facts.status_claim == "active" or facts.continued:
         # "Continue warfarin and stop aspirin": only the continued drugs are claimed current
         claimed = (
@@ -283,16 +303,19 @@ def check_contradiction(
                     f"({rel[0].evidence.id} is {rel[0].status})",
                     [c.evidence.id for c in rel],
                 )
-        if (
-            cond_related
-            and not drug_related
-            and all(c.status in STATUS_INACTIVE for c in cond_related)
-        ):
-            c0 = cond_related[0]
-            flag(
-                f"says {c0.evidence.title} is active, but {c0.evidence.id} is {c0.status}",
-                [c.evidence.id for c in cond_related],
-            )
+        for terms in clause_terms(facts, "active") if facts.status_claim == "active" else []:
+            rel = [c for c in idx.conditions if _matches_concept(terms, c, vocab)]
+            if (
+                rel
+                and not drug_related
+                and all(c.status in STATUS_INACTIVE for c in rel)
+                and not cited_episode_agrees(rel, cited, STATUS_ACTIVE)
+            ):
+                flag(
+                    f"says {rel[0].evidence.title} is active, but {rel[0].evidence.id} is "
+                    f"{rel[0].status}",
+                    [c.evidence.id for c in rel],
+                )
 
     if negated and not facts.no_known_allergies:
         for n, rel in drug_related.items():
@@ -313,4 +336,27 @@ def check_contradiction(
                     f"denies {c.evidence.title}, but {c.evidence.id} records it as active",
                     [c.evidence.id],
                 )
+    # "no history of X" / "never had X" / "never smoked": any record of it refutes the denial
+    flagged = {i for r in out for i in r.evidence_ids}
+    for reason, ids in check_denials(
+        facts,
+        negated,
+        cited or [],
+        idx.conditions,
+        idx.smoking,
+        lambda terms, c: _matches_concept(terms, c, vocab),
+    ):
+        if not set(ids) <= flagged:
+            flag(reason, ids)
     return out
+
+
+def _cited_note_says(stated: list[tuple[str, str]], cited: list[EvidenceFacts] | None) -> bool:
+    """A cited note (not an order) gives this dose: the statement reports what the note says."""
+    return any(
+        same_quantity(t, su, v, u)
+        for c in cited or []
+        if c.evidence.resource_type == "DocumentReference"
+        for v, u in c.quantities
+        for t, su in stated
+    )

@@ -319,6 +319,11 @@ def _claims(rx: re.Pattern[str], canon: str) -> bool:
     return any(not _CONDITIONAL.search(canon[: m.start()]) for m in rx.finditer(canon))
 
 
+def status_claim_of(canon: str) -> str | None:
+    """"inactive", "active" or None: the status a (clause of a) statement claims."""
+    return _status_claim(canon)
+
+
 def _status_claim(canon: str) -> str | None:
     if _claims(_INACTIVE_CLAIM, canon):
         return "inactive"

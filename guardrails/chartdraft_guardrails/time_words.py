@@ -61,83 +61,42 @@ def _patterns() -> list[tuple[str, re.Pattern[str]]]:
     stages = _alts(t["life_stages"])
     decade_words = _alts(t.get("decade_words") or _NUMBER_WORDS)
     pl = _alts(t.get("part_of_life_decade") or t["part_of_decade"])
-    return [
-        (
-            "part_month",
-            re.compile(
-                r"\b(?:the\s+)?(?P<part>" + pm + r")(?:-|\s+of\s+|\s+)" + _MON
-                + r",?\s+(?:of\s+)?" + _Y + r"\b"
-            ),
-        ),
-        (
-            "part_year",
-            re.compile(r"\b(?:the\s+)?(?P<part>" + py + r")(?:-|\s+of\s+|\s+)(?:in\s+)?"
-                       + _Y + r"\b(?!s)"),
-        ),
-        (
-            "decade",
-            re.compile(r"\b(?:the\s+)?(?:(?P<part>" + pd + r")[- ])?(?P<dec>(?:19|20)\d0)'?s\b"),
-        ),
-        ("season", re.compile(r"\b(?P<season>" + seasons + r")(?:\s+of)?,?\s+" + _Y + r"\b")),
-        (
-            "about_year",
-            re.compile(r"\b(?:about|around|approximately|circa|roughly|c\.)\s+(?:in\s+)?"
-                       + _Y + r"\b"),
-        ),
-        (
-            "life_decade",
-            re.compile(
-                r"\bin\s+(?:his|her|their|your|my|the patient's)\s+(?:(?P<part>" + pl
-                + r")[- ]?)?(?:(?P<dec>[1-9]0)'?s|(?P<word>" + decade_words + r"|teens))\b"
-            ),
-        ),
-        (
-            "stage",
-            re.compile(
-                r"\b(?:as an?|when (?:he|she|they|you|i) (?:was|were) an?|in (?:his|her|their|"
-                r"your|my) )\s*(?P<stage>" + stages + r"|childhood|infancy)\b"
-            ),
-        ),
-        ("age", re.compile(r"\b(?:at|by|from)\s+(?:the\s+)?age\s+(?:of\s+)?(?P<n>\d{1,3})\b")),
-        ("age", re.compile(r"\baged?\s+(?P<n>\d{1,3})\b(?![\d.])")),
-        ("age", re.compile(r"\b(?P<n>\d{1,3})[- ]years?[- ]old\b")),
-        ("age", re.compile(r"\b(?P<n>\d{1,3})\s+years?\s+of\s+age\b")),
-        (
-            "age",
-            re.compile(
-                r"\b" + _PERSON + r"\s+(?:was|were|is|are|turned)\s+(?P<n>\d{1,3})(?![\d.])"
-                r"(?=\s*(?:,|when|at|on|during|in|before|after|and|years?\b|$|\.))"
-            ),
-        ),
-        (
-            "age",
-            re.compile(r",\s*(?P<n>\d{1,3}),?\s+(?=(?:at|when|during)\s+(?:his|her|their|your|"
-                       r"the)\b)"),
-        ),
-        (
-            "md_range",
-            re.compile(
-                _MON + r"\s+(?P<d1>[0-3]?\d)(?:st|nd|rd|th)?\s*(?:-|–|to|through|and|&)\s*"
-                r"(?P<d2>[0-3]?\d)(?:st|nd|rd|th)?,?\s+" + _Y + r"\b"
-            ),
-        ),
-        (
-            "md",
-            re.compile(
-                r"\b(?:on|by|from|since|until|till|to|through|before|after|of)\s+"
-                r"(?:the\s+)?" + _MON + r"\s+(?P<d>[0-3]?\d)(?:st|nd|rd|th)?\b"
-                r"(?!,?\s*(?:19|20)\d\d)"
-                r"(?!\s*(?:mg|mcg|g|ml|units?|%|tablets?|capsules?|puffs?|drops?)\b)"
-            ),
-        ),
-        (
-            "from_month",
-            re.compile(
-                r"\b(?:from|between)\s+(?:early |mid-?|late )?" + _MON
-                + r"\s+(?=(?:to|through|until|till|and|-)\s)"
-            ),
-        ),
+    poss = r"(?:his|her|their|your|my|the patient's)"
+    rows: list[tuple[str, str]] = [
+        ("part_month", r"\b(?:the\s+)?(?P<part>" + pm + r")(?:-|\s+of\s+|\s+)" + _MON
+         + r",?\s+(?:of\s+)?" + _Y + r"\b"),
+        ("part_year", r"\b(?:the\s+)?(?P<part>" + py + r")(?:-|\s+of\s+|\s+)(?:in\s+)?" + _Y
+         + r"\b(?!s)"),
+        ("decade", r"\b(?:the\s+)?(?:(?P<part>" + pd + r")[- ])?(?P<dec>(?:19|20)\d0)'?s\b"),
+        ("season", r"\b(?P<season>" + seasons + r")(?:\s+of)?,?\s+" + _Y + r"\b"),
+        ("about_year", r"\b(?:about|around|approximately|circa|roughly|c\.)\s+(?:in\s+)?"
+         + _Y + r"\b"),
+        # "between 2013 and 2015", "from 2018 to 2020": two years
+        ("year_range", r"\b(?:between|from)\s+(?P<y1>(?:19|20)\d\d)\s+(?:and|to|through|until)"
+         r"\s+(?P<y2>(?:19|20)\d\d)\b"),
+        ("life_decade", r"\bin\s+" + poss + r"\s+(?:(?P<part>" + pl + r")[- ]?)?"
+         r"(?:(?P<dec>[1-9]0)'?s|(?P<word>" + decade_words + r"|teens))\b"),
+        ("stage", r"\b(?:as an?|when (?:he|she|they|you|i) (?:was|were) an?|in " + poss + r")"
+         r"\s*(?P<stage>" + stages + r"|childhood|infancy)\b"),
+        ("age", r"\b(?:at|by|from)\s+(?:the\s+)?age\s+(?:of\s+)?(?P<n>\d{1,3})\b"),
+        ("age", r"\baged?\s+(?P<n>\d{1,3})\b(?!\.?\d)"),
+        ("age", r"\b(?P<n>\d{1,3})[- ]years?[- ]old\b"),
+        ("age", r"\b(?P<n>\d{1,3})\s+years?\s+of\s+age\b"),
+        ("age", r"\b" + _PERSON + r"\s+(?:was|were|is|are|turned)\s+(?P<n>\d{1,3})(?!\.?\d)"
+         r"(?=\s*(?:,|;|when|at|on|during|in|before|after|and|years?\b|$|\.))"),
+        # "quit at 16", "started smoking at 15": an age, not a clock time ("at 8:00")
+        ("age", r"\b(?:quit|stopped|started|began|diagnosed|retired)(?:\s+[a-z]+)?\s+at\s+"
+         r"(?P<n>\d{1,3})\b(?![:]|\.?\d)"),
+        ("age", r",\s*(?P<n>\d{1,3}),?\s+(?=(?:at|when|during)\s+(?:his|her|their|your|the)\b)"),
+        ("md_range", _MON + r"\s+(?P<d1>[0-3]?\d)(?:st|nd|rd|th)?\s*(?:-|–|to|through|and|&)\s*"
+         r"(?P<d2>[0-3]?\d)(?:st|nd|rd|th)?,?\s+" + _Y + r"\b"),
+        ("md", r"\b(?:on|by|from|since|until|till|to|through|before|after|of)\s+(?:the\s+)?"
+         + _MON + r"\s+(?P<d>[0-3]?\d)(?:st|nd|rd|th)?\b(?!,?\s*(?:19|20)\d\d)"
+         r"(?!\s*(?:mg|mcg|g|ml|units?|%|tablets?|capsules?|puffs?|drops?)\b)"),
+        ("from_month", r"\b(?:from|between)\s+(?:early |mid-?|late )?" + _MON
+         + r"\s+(?=(?:to|through|until|till|and|-)\s)"),
     ]
+    return [(kind, re.compile(rx, re.I)) for kind, rx in rows]
 
 
 def _last(y: int, m: int) -> int:
@@ -159,7 +118,7 @@ def age_window(birth: date, age: tuple[int, int]) -> tuple[date, date]:
 
 
 def _fact(kind: str, m: re.Match[str], t: dict[str, Any]) -> DateFact | None:
-    g = m.groupdict()
+    g = {k: v.lower() if isinstance(v, str) else v for k, v in m.groupdict().items()}
     text, span = m.group(0), m.span()
     if kind == "part_month":
         y, mon = int(g["y"]), MONTHS[g["mon"].rstrip(".")]
@@ -217,7 +176,7 @@ def _fact(kind: str, m: re.Match[str], t: dict[str, Any]) -> DateFact | None:
 
 
 def _md_range(m: re.Match[str]) -> Iterator[DateFact]:
-    y, mon = int(m.group("y")), MONTHS[m.group("mon").rstrip(".")]
+    y, mon = int(m.group("y")), MONTHS[m.group("mon").lower().rstrip(".")]
     for k in ("d1", "d2"):
         d = int(m.group(k))
         if 1 <= d <= _last(y, mon):
@@ -240,6 +199,9 @@ def approximate_dates(text: str, taken: list[tuple[int, int]]) -> list[DateFact]
                 continue
             if kind == "md_range":
                 facts = list(_md_range(m))
+            elif kind == "year_range":
+                facts = [DateFact(int(m.group(k)), None, None, m.group(k), m.span(k))
+                         for k in ("y1", "y2")]
             else:
                 f = _fact(kind, m, t)
                 facts = [f] if f else []
