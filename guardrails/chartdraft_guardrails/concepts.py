@@ -215,6 +215,23 @@ def purpose_clause(canon: str, start: int) -> bool:
     return PURPOSE_CUE.search(head, max(cut, 0)) is not None
 
 
+_EV_NEG = re.compile(
+    r"\b(?:no|without|not|negative for|denies|free of)\s+((?:[a-z][\w\-']*\s*){1,4})"
+)
+
+
+@lru_cache(maxsize=8192)
+def _only_negated(canon: str) -> frozenset[str]:
+    """Words a record uses only after a negation ("concussion with no loss of consciousness")."""
+    neg: set[str] = set()
+    for m in _EV_NEG.finditer(canon):
+        neg.update(_TOKEN.findall(m.group(1)))
+    if not neg:
+        return frozenset()
+    plain = _EV_NEG.sub(" ", canon)
+    return frozenset(neg - set(_TOKEN.findall(plain)) - lexicon.GENERIC_WORDS)
+
+
 def _where_names(cited: list[EvidenceFacts]) -> str:
     titles = []
     for c in cited:
@@ -270,6 +287,11 @@ def check_terms(
         said = side in facts.canon.split() and side not in negated
         if said and other in tokens and side not in tokens:
             out.append(("unsupported", f"side '{side}' differs from {where} ({other})"))
+    # what the record rules out, stated as present: "with a brief loss of consciousness"
+    ruled_out = frozenset().union(*(_only_negated(c.canon) for c in cited))
+    for w in sorted((set(_TOKEN.findall(canon)) & ruled_out) - negated):
+        out.append(("unsupported", f"'{w}' is what {where} rules out" + (
+            f" ({shown})" if shown else "")))
     sites = terminology.body_sites()
     named_sites = sites & tokens
     for term in sorted(facts.terms - drug_words - covered):
