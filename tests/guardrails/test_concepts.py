@@ -75,6 +75,16 @@ CHART = [
        name="Percutaneous mechanical thrombectomy of portal vein"),
     ev("Procedure/xr", "Right knee X-ray", "Right knee X-ray, completed on 2022-04-04",
        name="Right knee X-ray"),
+    ev("Procedure/ankle", "Ankle X-ray", "Ankle X-ray, completed on 2022-04-04",
+       name="Ankle X-ray"),
+    ev("Condition/conc", "Concussion with no loss of consciousness",
+       "Concussion with no loss of consciousness, resolved", status="resolved"),
+    ev("AllergyIntolerance/shell", "Allergy: Shellfish allergy",
+       "Allergy to Shellfish allergy (food), active", substance="Shellfish allergy",
+       status="active"),
+    ev("MedicationRequest/mep", "Meperidine Hydrochloride 50 MG Oral Tablet",
+       "Meperidine hydrochloride 50 mg oral tablet 1 tablet by mouth, stopped",
+       drug="Meperidine Hydrochloride 50 MG Oral Tablet", status="stopped"),
 ]
 
 
@@ -106,6 +116,10 @@ SUPPORTED = [
     ("She had an echo in April 2022.", ["Procedure/echo"]),
     ("He had a pneumococcal vaccine (PCV13) in 2012.", ["Immunization/pcv"]),
     ("His right knee was x-rayed.", ["Procedure/xr"]),
+    # a site the record does not name is context where the record names no site at all
+    ("After the knee operation he was prescribed Demerol 50 mg.", ["MedicationRequest/mep"]),
+    ("She had a concussion without loss of consciousness.", ["Condition/conc"]),
+    ("He is allergic to shellfish.", ["AllergyIntolerance/shell"]),
 ]
 
 
@@ -132,6 +146,10 @@ FLAGGED = [
     ("His left knee was x-rayed.", ["Procedure/xr"], "unsupported", "side 'left'"),
     ("You got the hepatitis A vaccine in May 2023.", ["Immunization/hepb"], "unsupported",
      "hepatitis a"),
+    ("He had a knee X-ray.", ["Procedure/ankle"], "unsupported", "site 'knee' differs"),
+    ("You had a concussion with a brief loss of consciousness.", ["Condition/conc"],
+     "unsupported", "rules out"),
+    ("He is allergic to peanuts.", ["AllergyIntolerance/shell"], "unsupported", "'peanuts'"),
     # unknown clinical-looking word: could not be tied, never silently passed
     ("She has blorbitis.", ["Condition/pso"], "not_verified", "'blorbitis' could not be tied"),
 ]
