@@ -8,7 +8,7 @@ anything but ``supported``. The report gives, per category and overall, precisio
 flagging and the false-flag rate on ``pass`` rows, each with a Wilson 95% interval.
 
     from evals.checker import load_labels, rows_for, evaluate
-    sets = [load_labels(Path("evals/labels/realprose/realprose-dev.json"))]
+    sets = [load_labels(Path("evals/labels/realprose/synthea-dev.json"))]
     report = evaluate(rows_for(sets))
 """
 

@@ -6,7 +6,7 @@
     chartdraft eval run adversarial --service http://127.0.0.1:8000 --token $TOKEN
     chartdraft eval compare runs/base/results.json runs/cand/results.json --fail-on-regression
     chartdraft eval validate runs/core/results.json
-    chartdraft eval checker evals/labels/realprose/realprose-dev.json --errors 20
+    chartdraft eval checker evals/labels/realprose/*-dev.json --errors 20
     chartdraft eval checker corpus --synthea-dir ../shared/data/synthea-r4-bundles
 """
 
@@ -168,7 +168,7 @@ def checker(
 ) -> None:
     """Precision and recall of flagging per category on labelled statements, with intervals.
 
-    Example: chartdraft eval checker evals/labels/realprose/realprose-dev.json --errors 20
+    Example: chartdraft eval checker evals/labels/realprose/*-dev.json --errors 20
     """
     import json
 
