@@ -61,8 +61,18 @@ class Channel:
             self.subscribers = [(lp, x) for lp, x in self.subscribers if x is not q]
 
 
-def statement_event(section: str, st: Any) -> Event:
-    return {"type": "statement", "section": section, "statement": st.model_dump(mode="json")}
+def statement_event(section: str, st: Any, evidence: list[Any] | None = None) -> Event:
+    """One checked statement, with the title and date of each source it cites, so a client can
+    name its citations from the first event on (the draft's evidence list comes only at the end)."""
+    by_id = {e.id: e for e in evidence or []}
+    sources = {c: {"title": by_id[c].title, "date": by_id[c].date, "kind": by_id[c].kind}
+               for c in st.citations if c in by_id}
+    return {"type": "statement", "section": section, "statement": st.model_dump(mode="json"),
+            "sources": sources}
+
+
+class DraftCancelled(Exception):
+    """Raised inside a worker when a clinician cancelled the draft it is generating."""
 
 
 def failure_reason(exc: BaseException, draft_id: str) -> str:
@@ -98,6 +108,23 @@ class Jobs:
         self._keep = keep_channels
         self._inflight: dict[tuple[str | None, ...], str] = {}
         self._stripes = [threading.Lock() for _ in range(64)]
+        self._running: set[str] = set()  # queued or generating in this process
+        self._cancelled: dict[str, str] = {}  # draft id -> who cancelled it
+
+    def cancel(self, draft_id: str, actor: str) -> bool:
+        """Ask the worker to stop this draft at its next statement (or before it starts). False
+        when this process is not generating it (finished, or started by another process)."""
+        with self._lock:
+            if draft_id not in self._running:
+                return False
+            self._cancelled[draft_id] = actor
+            return True
+
+    def _check_cancelled(self, draft_id: str) -> None:
+        with self._lock:
+            who = self._cancelled.get(draft_id)
+        if who is not None:
+            raise DraftCancelled(who)
 
     def channel(self, draft_id: str) -> Channel | None:
         with self._lock:
@@ -143,6 +170,7 @@ class Jobs:
         ch = Channel()
         with self._lock:
             self._inflight[key] = draft.id
+            self._running.add(draft.id)
             self._channels[draft.id] = ch
             while len(self._channels) > self._keep:
                 old_id, old = next(iter(self._channels.items()))
@@ -166,6 +194,7 @@ class Jobs:
         self.metrics.job_started()
         requested = req.backend or self.rt.settings.backend
         try:
+            self._check_cancelled(draft.id)
             if prepare is not None:
                 prepare()
                 self.store.save_draft(draft, chart_version=self._chart_version(draft.patient_id))
@@ -173,12 +202,18 @@ class Jobs:
             self.store.save_draft(draft)
 
             def on_event(ev: Event) -> None:
+                self._check_cancelled(draft.id)  # stops the pipeline between statements
                 if ev.get("type") == "statement":
-                    ch.publish(statement_event(ev["section"], ev["statement"]))
+                    ch.publish(statement_event(ev["section"], ev["statement"], draft.evidence))
                 elif ev.get("type") == "fallback":
                     ch.publish({"type": "fallback", "reason": ev.get("reason")})
 
             result = run_draft(self.rt, req, on_event=on_event, draft=draft)
+            with self._lock:  # from here on the draft is finished: a cancel comes too late
+                self._running.discard(draft.id)
+                late = self._cancelled.pop(draft.id, None)
+            if late is not None:
+                raise DraftCancelled(late)
             self.store.save_draft(result)
             self.store.append_audit(AuditEvent(
                 actor=actor, role=role, action="draft.create", patient_id=result.patient_id,
@@ -191,13 +226,18 @@ class Jobs:
             self.metrics.draft_finished(result, requested)
             ch.publish({"type": "done", "draft_id": result.id, "status": result.status})
         except Exception as exc:  # the draft must end in a state, whatever happened
-            reason = failure_reason(exc, draft.id)
+            if isinstance(exc, DraftCancelled):
+                reason = f"cancelled by {exc.args[0]} before it was finished"
+                draft.extras["cancelled_by"] = exc.args[0]
+            else:
+                reason = failure_reason(exc, draft.id)
             draft.status = "failed"
             try:
                 self.store.save_draft(draft, error=reason)
                 self.store.append_audit(AuditEvent(
                     actor=actor, role=role, action="draft.create", patient_id=draft.patient_id,
-                    target=draft.id, purpose=f"failed: {type(exc).__name__}"))
+                    target=draft.id, purpose="cancelled" if isinstance(exc, DraftCancelled)
+                    else f"failed: {type(exc).__name__}"))
             except ChartdraftError:
                 log.error("could not record failure of draft %s", draft.id)
             self.metrics.draft_finished(draft, requested)
@@ -207,6 +247,8 @@ class Jobs:
             self.metrics.job_ended()
             ch.done.set()
             with self._lock:
+                self._running.discard(draft.id)
+                self._cancelled.pop(draft.id, None)
                 self._pending -= 1
                 if self._inflight.get(key) == draft.id:
                     del self._inflight[key]

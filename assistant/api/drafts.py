@@ -199,7 +199,8 @@ async def draft_events(draft_id: str, request: Request, svc: Svc,
         final = await asyncio.to_thread(svc.store.get_draft, draft_id)
         for sec in final.sections:
             for st in sec.statements:
-                yield {"event": "statement", "data": json.dumps(statement_event(sec.title, st))}
+                yield {"event": "statement",
+                       "data": json.dumps(statement_event(sec.title, st, final.evidence))}
         yield {"event": "done", "data": json.dumps({"type": "done", "draft_id": draft_id,
                                                     "status": final.status})}
 
@@ -228,6 +229,31 @@ async def draft_events(draft_id: str, request: Request, svc: Svc,
             ch.unsubscribe(q)
 
     return EventSourceResponse(stream(), ping=10)
+
+
+@router.post("/{draft_id}/cancel", summary="Stop a draft that is still being generated",
+             response_model=dict[str, Any])
+async def cancel(draft_id: str, svc: Svc, p: CurrentUser) -> dict[str, Any]:
+    require(p, "draft.review")
+    draft = await asyncio.to_thread(load_visible, svc, p, draft_id)
+    if draft.status in TERMINAL:
+        raise Conflict(f"draft {draft.id} is already {draft.status}; there is nothing to cancel",
+                       where="status", fix="reject it instead (POST /v1/drafts/{id}/reject)")
+    await asyncio.to_thread(svc.audit, p, "draft.cancel", patient_id=draft.patient_id,
+                            target=draft.id)
+    if svc.jobs.cancel(draft.id, p.subject):
+        # The worker stops at its next statement; a model call under way finishes first.
+        await svc.jobs.wait(draft.id, timeout=30)
+    else:  # left pending or generating by a process that is gone: nothing will finish it
+        draft.status = "failed"
+        draft.extras["cancelled_by"] = p.subject
+        await asyncio.to_thread(svc.store.save_draft, draft,
+                                error=f"cancelled by {p.subject} before it was finished")
+    draft = await asyncio.to_thread(svc.store.get_draft, draft.id)
+    if draft.status == "draft":
+        raise Conflict(f"draft {draft.id} was finished before it could be cancelled",
+                       where="status", fix="review it, or reject it with a reason")
+    return await asyncio.to_thread(draft_view, svc, draft)
 
 
 @router.patch("/{draft_id}", summary="A clinician's edit; every statement is checked again at once")
