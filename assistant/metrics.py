@@ -43,7 +43,8 @@ VERDICTS = frozenset(
     {"supported", "not_verified", "unsupported", "contradicted", "uncited", "invalid_citation"}
 )
 # The checks that attach results to statements (chartdraft_guardrails and assistant.verify).
-CHECKS = frozenset({"citation", "completeness", "contradiction", "injection", "phi", "support"})
+CHECKS = frozenset({"citation", "completeness", "contradiction", "injection", "phi", "support",
+                    "links", "interpretation", "judge"})
 OUTBOX_STATUSES = frozenset({"pending", "sent"})
 CIRCUIT_STATES = ("closed", "open", "half-open")
 UNMATCHED = "<unmatched>"
