@@ -41,6 +41,7 @@ _SUBJECT_TYPES = {
 _CAUSE_WORDS = re.compile(r"\b(?:due to|caused by|secondary to|associated with|induced)\b")
 # Only claims about conditions and findings are purpose claims ("for 10 days" is not one).
 _PURPOSE_KINDS = ("icd:",)
+_SYMPTOM = re.compile(r"icd:R[0-6]\d")
 
 
 def _text_concepts(text: str) -> frozenset[str]:
@@ -71,7 +72,11 @@ def _claims(canon: str) -> list[tuple[str, str, int]]:
             end = _CLAUSE_END.search(canon, m.end())
             stop = end.start() if end else len(canon)
             for men in mentions(canon[m.end() : stop]):
-                if any(c.startswith(_PURPOSE_KINDS) for c in men.concepts):
+                # symptoms ("as needed for wheezing", "for fever") are how to use a drug, not
+                # a reason the chart records (ICD-10-CM R00-R69; R70-R99 are findings such
+                # as prediabetes, which are reasons)
+                if any(c.startswith(_PURPOSE_KINDS) and not _SYMPTOM.match(c)
+                       for c in men.concepts):
                     out.append((kind, men.term, m.end() + men.start))
     seen: set[int] = set()
     uniq = []

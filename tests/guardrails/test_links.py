@@ -140,3 +140,9 @@ def test_synthea_order_purpose_linked_elsewhere(antonio: list[Evidence]) -> None
     links = [r for r in res if r.check == "links"]
     assert worst(links) == "unsupported"
     assert cond.id in links[0].reason and "not to" in links[0].reason
+
+
+def test_symptom_purposes_are_instructions_not_links() -> None:
+    # "for fever" tells how to use the drug; the chart need not link the order to a fever
+    res = run(CHART, "Take acetaminophen as needed for fever.", ["MedicationRequest/apap"])
+    assert not [r for r in res if r.check == "links"]
