@@ -475,7 +475,12 @@ def evidence_facts(e: Evidence) -> EvidenceFacts:
             qs.append((n, u if isinstance(u, str) else None))
 
     add(d.get("strength_value"), d.get("strength_unit"))
-    add(d.get("dose_value"), d.get("dose_unit"))
+    # insulin and heparin orders give the dose in units with no unit written: 10 of a
+    # 100 units/mL pen is 10 units, never 10 mL
+    su0 = d.get("strength_unit")
+    conc = concentration(su0 if isinstance(su0, str) else None)
+    unitless_units = not d.get("dose_unit") and conc is not None and conc[0] in ("units", "unt")
+    add(d.get("dose_value"), "units" if unitless_units else d.get("dose_unit"))
     sv, dv = _num(d.get("strength_value")), _num(d.get("dose_value"))
     su, du = d.get("strength_unit"), d.get("dose_unit")
     # 2 tablets of 500 mg = 1000 mg; 2 puffs of 90 mcg/actuat = 180 mcg (a dose given in mg or

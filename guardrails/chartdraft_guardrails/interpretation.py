@@ -50,6 +50,7 @@ _CODE_DIRECTION = {
     "not detected": "negative", "non-reactive": "negative", "nonreactive": "negative",
 }  # fmt: skip
 _SEVERE_CODES = {"hh", "ll", "hu", "lu", "aa", "critical high", "critical low", "critically high"}
+_STEADY = re.compile(r"\b(?:steadily|consistently|continuously|every year|each year|each time)\b")
 _STABLE_CHANGE = 0.05  # "stable": the later value within 5 % of the earlier one
 
 
@@ -585,12 +586,21 @@ def _judge_trend(c: Claim, vs: list[Value], pat: Patient, facts: StatementFacts)
     )
     change = b.value - a.value
     stable = abs(change) <= _STABLE_CHANGE * max(abs(a.value), 1e-9)
+    steady = bool(_STEADY.search(facts.canon)) and len(series) > 2
+    steps = [
+        y.value - x.value
+        for x, y in zip(series, series[1:], strict=False)
+        if x.value is not None and y.value is not None
+    ]
     if c.kind == "stable":
         ok = stable
-    elif c.kind == "rising":
-        ok = change > 0
-    elif c.kind == "falling":
-        ok = change < 0
+    elif c.kind in ("rising", "falling"):
+        sign = 1 if c.kind == "rising" else -1
+        ok = change * sign > 0 and (not steady or all(d * sign > 0 for d in steps))
+        if steady and not ok:  # "rose steadily": every step, not only first to last
+            went = f"{a.name} went " + ", ".join(
+                f"{v.shown()} ({str(v.when)[:10]})" for v in series
+            )
     else:
         da, db = _distance(a, pat), _distance(b, pat)
         better = a.test.better if a.test else None
@@ -599,8 +609,10 @@ def _judge_trend(c: Claim, vs: list[Value], pat: Patient, facts: StatementFacts)
         elif better in ("lower", "higher") and not stable:
             improved = (change < 0) == (better == "lower")
         else:
-            return Judgement("not_verified", f"{c.text!r} cannot be checked: {went}, and no "
-                             "range or better direction is known")  # fmt: skip
+            return Judgement(
+                "not_verified",
+                f"{c.text!r} cannot be checked: {went}, and no range or better direction is known",
+            )
         ok = improved == (c.kind == "improving")
     if ok:
         return Judgement("supported", went)

@@ -10,6 +10,7 @@ import re
 from datetime import date
 
 from chartdraft_guardrails.concepts import check_terms
+from chartdraft_guardrails.counts import count_problems
 from chartdraft_guardrails.dates import parse_iso
 from chartdraft_guardrails.dates import supports as date_supports
 from chartdraft_guardrails.dose_arithmetic import dose_problems, stated_amounts
@@ -108,6 +109,7 @@ def check_support(
             )
 
     problems += dose_problems(facts, cited)
+    problems += count_problems(facts, cited)  # "two doses", "three weeks apart"
 
     known_codes: set[tuple[str | None, str]] = set().union(*(c.codes for c in cited))
     for cm in facts.codes:

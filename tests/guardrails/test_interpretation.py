@@ -213,6 +213,8 @@ CASES = [
     ("trend", "Her HbA1c fell from 9.1% to 6.4%.", ["a1c", "a1c-good"], "supported", None),
     ("trend", "Her HbA1c is rising, 9.1% to 6.4%.", ["a1c", "a1c-good"], "unsupported", "6.4"),
     ("trend", "Her HbA1c is rising.", ["a1c"], "not_verified", "two cited values"),
+    ("trend", "Her HbA1c rose steadily.", ["a1c-old", "a1c", "a1c-good"], "unsupported", "6.4"),
+    ("trend", "Her HbA1c rose steadily.", ["a1c-old", "a1c"], "supported", None),
     ("category", "Her BMI of 29.4 puts her in the obese range.", ["bmi"], "unsupported", "30"),
     ("category", "Her BMI of 29.4 puts her in the overweight range.", ["bmi"], "supported", None),
     (
