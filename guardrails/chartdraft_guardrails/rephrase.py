@@ -3,32 +3,49 @@
 The support check alone is not enough here: a rewrite that silently drops the dose ("Take your
 blood pressure pill") claims nothing false, so it would pass. This check compares the facts of the
 composed sentence with those of the rewrite, and any fact lost, changed or added is a reason to keep
-the composed sentence.
+the composed sentence. Its word lists are in data/rephrase_words.yaml.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from importlib.resources import files
+
+import yaml
 
 from chartdraft_guardrails.facts import StatementFacts, statement_facts
-
-# Words a plain-language rewrite may add without adding a claim. Anything else new (a promise to
-# call, a symptom, a reason) is content the chart did not give, so the rewrite is refused.
-_PLAIN = """
-a an the and or but so to of in on at for with by from as is are was were be been being
-have has had do does did will would should can could may might must please your you yours
-our we us it its this that these those there here then now also just only each every all
-any some more less very new newly still keep keeping kept continue continuing take taking
-took use using used stop stopping stopped start starting started get getting got need
-needs needed go going come coming see visit medicine medicines medication medications pill
-pills dose doses day days daily time times once twice week weeks month months year years
-morning evening night bedtime when if not no don't do doctor doctors nurse team care
-hospital stay stayed home about because which who what how changed change changes now
-increased decreased higher lower up down same again other
-"""
-PLAIN_WORDS = frozenset(_PLAIN.split())
+from chartdraft_guardrails.instructions import instruction_kinds
+from retrieval.errors import BadInput
 
 _WORD = re.compile(r"[a-z][a-z']+")
+# "Stop taking aspirin" and "Keep taking aspirin" differ only in this instruction.
+_STOP = re.compile(r"\b(?:stop|stopped|discontinue|discontinued|quit)\b", re.I)
+
+
+@lru_cache(maxsize=1)
+def _words() -> tuple[frozenset[str], re.Pattern[str]]:
+    where = "chartdraft_guardrails/data/rephrase_words.yaml"
+    try:
+        raw = yaml.safe_load(
+            files("chartdraft_guardrails").joinpath("data", "rephrase_words.yaml").read_text(
+                encoding="utf-8"
+            )
+        ) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise BadInput(f"cannot read the rephrase words ({exc})", where=where,
+                       fix="reinstall the package or fix the YAML") from exc  # fmt: skip
+    plain, sides = str(raw.get("plain") or "").split(), raw.get("laterality") or []
+    if not plain or not sides:
+        raise BadInput("plain words or laterality missing", where=where,
+                       fix="plain: 'word word ...', laterality: [left, right, ...]")  # fmt: skip
+    alts = "|".join(re.escape(str(s)) for s in sorted(sides, key=len, reverse=True))
+    return frozenset(plain), re.compile(r"\b(" + alts + r")\b", re.I)
+
+
+def plain_words() -> frozenset[str]:
+    """Words a plain-language rewrite may add without adding a claim."""
+    return _words()[0]
 
 
 def _quantities(f: StatementFacts) -> set[tuple[str, str]]:
@@ -39,6 +56,10 @@ def _quantities(f: StatementFacts) -> set[tuple[str, str]]:
         except ValueError:
             return text
     return {(num(q.text), (q.unit or "").lower()) for q in f.quantities}
+
+
+def _sides(text: str) -> set[str]:
+    return {m.group(1).lower() for m in _words()[1].finditer(text)}
 
 
 def lost_facts(original: str, rewritten: str, vocab: frozenset[str]) -> list[str]:
@@ -64,15 +85,28 @@ def lost_facts(original: str, rewritten: str, vocab: frozenset[str]) -> list[str
     if a.frequencies != b.frequencies:
         problems.append("changes how often")
     if a.routes - b.routes:
-        problems.append("drops the route")
+        problems.append("drops the route" if not b.routes else "changes the route")
+    elif b.routes - a.routes:
+        problems.append("adds a route")
     if a.as_needed != b.as_needed:
         problems.append("changes 'as needed'")
     if a.negated != b.negated or a.no_known_allergies != b.no_known_allergies:
         problems.append("changes a negation")
-    if a.status_claim != b.status_claim:
+    if (
+        a.status_claim != b.status_claim
+        or a.continued != b.continued
+        or bool(_STOP.search(original)) != bool(_STOP.search(rewritten))
+    ):
         problems.append("changes the status")
+    sa, sb = _sides(original), _sides(rewritten)
+    if sa != sb:
+        problems.append(f"changes the side ({', '.join(sorted(sa)) or 'none'} -> "
+                        f"{', '.join(sorted(sb)) or 'none'})")
+    ia, ib = set(instruction_kinds(original)), set(instruction_kinds(rewritten))
+    if ia != ib:
+        problems.append("changes the instructions (time of day, food or duration)")
     added = set(_WORD.findall(rewritten.lower())) - set(_WORD.findall(original.lower()))
-    added -= PLAIN_WORDS
+    added -= plain_words()
     if added:
         problems.append(f"adds words the sentence did not have: {', '.join(sorted(added))}")
     return problems
