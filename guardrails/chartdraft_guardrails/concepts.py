@@ -42,7 +42,15 @@ PURPOSE_CUE = re.compile(
     r"prescribed for|given for|ordered for|because of|due to|caused by|secondary to|"
     r"as a result of|from (?:your|her|his|their))\b"
 )
+# "after her stroke", "since your surgery": a time anchor naming another chart event, not a
+# claim about what is cited
+_ANCHOR = re.compile(
+    r"\b(?:after|following|since|before|prior to|during|at the time of)\s+"
+    r"(?:(?:the|a|an|her|his|your|their|this|that|last|recent|recently)\s+)*(?:[a-z\-]+\s+)?$"
+)
 _SIDES = ("left", "right")
+# "as needed for pain": the symptom an as-needed order is used for, when the order names none
+_PRN_FOR = re.compile(r"\b(?:as needed|if needed|when needed|prn)\s+(?:for|to)\b[^.;:]*")
 # "mid-april", "late-2019": approximate time words (the date check reads them), not terms
 _TIME_WORD = re.compile(
     r"^(?:early|mid|late)-(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|\d{4})"
@@ -257,6 +265,12 @@ def check_terms(
         c.evidence.resource_type == "Observation" for c in cited
     )
     code_spans = [c.span for c in facts.codes]
+    # an as-needed order with no recorded indication leaves the symptom to the instruction
+    prn_open = any(
+        c.as_needed and not c.evidence.data.get("as_needed_for") for c in cited
+    )
+    prn_spans = [m.span() for m in _PRN_FOR.finditer(canon)] if prn_open else []
+    code_spans += prn_spans
     for m in mentions(canon):
         if any(a <= m.start < b for a, b in code_spans):
             continue  # "SNOMED CT 38341003" names a code system, not a CT scan
@@ -267,6 +281,7 @@ def check_terms(
             or all(w in drug_words for w in words)  # the drug check has it
             or (facts.no_known_allergies and m.term.startswith("allerg"))
             or in_clause(canon, m.start, _CONDITIONAL)
+            or _ANCHOR.search(canon[: m.start])
             or purpose_clause(canon, m.start)
         ):
             continue
@@ -294,7 +309,8 @@ def check_terms(
             f" ({shown})" if shown else "")))
     sites = terminology.body_sites()
     named_sites = sites & tokens
-    for term in sorted(facts.terms - drug_words - covered):
+    prn_words = {w for a, b in prn_spans for w in _TOKEN.findall(canon[a:b])}
+    for term in sorted(facts.terms - drug_words - covered - prn_words):
         if term in negated or (facts.no_known_allergies and term.startswith("allerg")):
             continue
         if stem_match(term, tokens) or _TIME_WORD.match(term):

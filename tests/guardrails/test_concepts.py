@@ -82,6 +82,9 @@ CHART = [
     ev("AllergyIntolerance/shell", "Allergy: Shellfish allergy",
        "Allergy to Shellfish allergy (food), active", substance="Shellfish allergy",
        status="active"),
+    ev("MedicationRequest/ibu", "Ibuprofen 200 MG Oral Tablet",
+       "Ibuprofen 200 mg oral tablet, by mouth as needed, active",
+       drug="Ibuprofen 200 MG Oral Tablet", status="active", as_needed=True),
     ev("MedicationRequest/mep", "Meperidine Hydrochloride 50 MG Oral Tablet",
        "Meperidine hydrochloride 50 mg oral tablet 1 tablet by mouth, stopped",
        drug="Meperidine Hydrochloride 50 MG Oral Tablet", status="stopped"),
@@ -120,6 +123,9 @@ SUPPORTED = [
     ("After the knee operation he was prescribed Demerol 50 mg.", ["MedicationRequest/mep"]),
     ("She had a concussion without loss of consciousness.", ["Condition/conc"]),
     ("He is allergic to shellfish.", ["AllergyIntolerance/shell"]),
+    # the symptom of an as-needed order that records none; a time anchor to another event
+    ("Take ibuprofen 200 mg as needed for pain or headache.", ["MedicationRequest/ibu"]),
+    ("Warfarin was started after her stroke.", ["MedicationRequest/warf"]),
 ]
 
 
@@ -150,6 +156,8 @@ FLAGGED = [
     ("You had a concussion with a brief loss of consciousness.", ["Condition/conc"],
      "unsupported", "rules out"),
     ("He is allergic to peanuts.", ["AllergyIntolerance/shell"], "unsupported", "'peanuts'"),
+    ("Warfarin was started for her stroke.", ["MedicationRequest/warf"], "unsupported",
+     "links MedicationRequest/warf to nothing"),
     # unknown clinical-looking word: could not be tied, never silently passed
     ("She has blorbitis.", ["Condition/pso"], "not_verified", "'blorbitis' could not be tied"),
 ]
