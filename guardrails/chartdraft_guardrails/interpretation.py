@@ -96,6 +96,7 @@ class TestRanges:
     rows: dict[str, list[Row]] = field(default_factory=dict)  # normal/high/low/target
     grades: dict[tuple[str, str], list[Row]] = field(default_factory=dict)  # (dir, grade)
     categories: dict[str, list[Row]] = field(default_factory=dict)  # obese: [>=30]
+    mentions: tuple[str, ...] = ()  # words that speak of the test without naming it ("weight")
 
 
 _RANGE_PART = re.compile(r"^(<=|>=|<|>)?\s*(-?\d+(?:\.\d+)?)(?:\s*-\s*(\d+(?:\.\d+)?))?$")
@@ -145,6 +146,7 @@ def reference_table() -> tuple[list[TestRanges], dict[str, TestRanges]]:
             aliases=tuple(sorted({str(a).lower() for a in t.get("aliases") or []}, key=len)),
             unit=t.get("unit"),
             better=t.get("better"),
+            mentions=tuple(str(m).lower() for m in t.get("mentions") or []),
         )
         for kind in ("normal", "high", "low", "target"):
             tr.rows[kind] = [_row(r, f"{where}.{kind}") for r in t.get(kind) or []]
@@ -406,12 +408,14 @@ def _direction(v: Value, pat: Patient) -> tuple[set[str], str] | None:
     if any(r.contains(x) for r in normal):
         out.add("normal")
     high, low = _rows(v, "high", pat), _rows(v, "low", pat)
+    # Where sources disagree (MedlinePlus 13.8 vs WHO 13.0 g/dL for men), the value between them
+    # is both normal by one and low by the other: neither claim is flagged there.
     if any(r.contains(x) for r in high) or (
-        not high and all(r.hi is not None and not r.contains(x) and x > r.hi for r in normal)
+        not high and any(r.hi is not None and not r.contains(x) and x > r.hi for r in normal)
     ):
         out.add("high")
     if any(r.contains(x) for r in low) or (
-        not low and all(r.lo is not None and not r.contains(x) and x < r.lo for r in normal)
+        not low and any(r.lo is not None and not r.contains(x) and x < r.lo for r in normal)
     ):
         out.add("low")
     src = normal[0]
@@ -625,7 +629,7 @@ def _judge_trend(c: Claim, vs: list[Value], pat: Patient, facts: StatementFacts)
 def _mentions(canon: str, v: Value) -> list[int]:
     names = {v.name.lower(), str(v.obs.data.get("name") or v.obs.title).lower()}
     if v.test:
-        names |= {v.test.name.lower(), *v.test.aliases}
+        names |= {v.test.name.lower(), *v.test.aliases, *v.test.mentions}
     out: list[int] = []
     for n in names:
         if len(n) < 2:
@@ -735,7 +739,12 @@ def _judge(
     c: Claim, about: list[Value], ids: list[str], pat: Patient, facts: StatementFacts
 ) -> Judgement | None:
     if c.kind in _TREND:
-        return _judge_trend(c, about, pat, facts)
+        # "vitals were stable": each test with two cited values is a trend of its own
+        groups = [[v for v in about if v.key == k] for k in dict.fromkeys(v.key for v in about)]
+        many = [g for g in groups if sum(v.value is not None for v in g) >= 2]
+        if not many:
+            return _judge_trend(c, about, pat, facts)
+        return _first([_judge_trend(c, g, pat, facts) for g in many], "unsupported", "not_verified")
     if c.kind.startswith("cat:"):
         return _judge_category(c, _latest(about), pat)
     if c.kind in ("controlled", "uncontrolled"):
@@ -773,7 +782,7 @@ _COPULA = re.compile(
 @lru_cache(maxsize=1)
 def _test_names() -> re.Pattern[str]:
     tests, _ = reference_table()
-    names = {a for t in tests for a in (t.name.lower(), *t.aliases) if len(a) >= 3}
+    names = {a for t in tests for a in (t.name.lower(), *t.aliases, *t.mentions) if len(a) >= 3}
     return re.compile(r"(?<![\w-])(" + _alts(sorted(names)) + r")(?![\w-])")
 
 

@@ -323,3 +323,34 @@ def test_synthea_bmi_category_and_trend(abdul: list[Evidence]) -> None:
     assert worst(interp(run(abdul, "His BMI has been falling.", [first.id, b2013.id]))) == (
         "unsupported"
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "claim", "verdict"),
+    [
+        (13.2, "normal", "supported"),  # WHO: not anaemic at >= 13.0 for men
+        (13.2, "low", "supported"),  # MedlinePlus: below 13.8
+        (12.0, "normal", "unsupported"),  # below both
+        (15.0, "low", "unsupported"),  # within both
+    ],
+)
+def test_sources_that_disagree_leave_a_grey_zone(value: float, claim: str, verdict: str) -> None:
+    hgb = obs("hgb-m", "Hemoglobin", "718-7", value, "g/dL", "2023-01-10")
+    chart = [patient("1970-01-01", "male"), hgb]
+    res = interp(run(chart, f"His hemoglobin of {value} is {claim}.", [hgb.id]))
+    assert worst(res) == verdict, [r.reason for r in res]
+
+
+def test_a_trend_is_judged_per_test() -> None:
+    # two tests, each with two values: "stable" holds for each, not across the mixed series
+    chart = [
+        patient("1970-01-01", "male"),
+        obs("hr1", "Heart rate", "8867-4", 72, "/min", "2023-01-10"),
+        obs("hr2", "Heart rate", "8867-4", 74, "/min", "2023-01-11"),
+        obs("t1", "Body temperature", "8310-5", 37.0, "Cel", "2023-01-10"),
+        obs("t2", "Body temperature", "8310-5", 36.9, "Cel", "2023-01-11"),
+    ]
+    ids = [e.id for e in chart[1:]]
+    assert worst(interp(run(chart, "His vital signs were stable.", ids))) == "supported"
+    chart[2] = obs("hr2", "Heart rate", "8867-4", 118, "/min", "2023-01-11")
+    assert worst(interp(run(chart, "His vital signs were stable.", ids))) == "unsupported"
