@@ -117,8 +117,11 @@ def find_dates(text: str, *, today: date | None = None) -> list[DateFact]:
     """Every date written in ``text``, each with its character span (no overlaps)."""
     from chartdraft_guardrails.time_words import approximate_dates, inherit_years
 
-    # approximate words first: "late March 2017" is one window, not "March 2017"
-    found: list[DateFact] = [f for f in approximate_dates(text, []) if f.year or f.age]
+    # approximate words first: "late March 2017" is one window, not "March 2017"; yearless
+    # days ("on November 29") only where no full date was written
+    approx = approximate_dates(text, [])
+    found: list[DateFact] = [f for f in approx if f.year or f.age]
+    yearless = [f for f in approx if not (f.year or f.age)]
     taken: list[tuple[int, int]] = [f.span for f in found]
     for _kind, pat in _PATTERNS:
         for m in pat.finditer(text):
@@ -152,7 +155,9 @@ def find_dates(text: str, *, today: date | None = None) -> list[DateFact]:
                     continue
             found.append(DateFact(d.year, d.month, d.day, m.group(0), m.span()))
     # a month or day without a year ("on November 29", "from March to ...")
-    found += approximate_dates(text, [f.span for f in found])
+    found += [
+        f for f in yearless if not any(a < f.span[1] and f.span[0] < b for a, b in taken)
+    ]
     return inherit_years(found)
 
 

@@ -78,16 +78,17 @@ def _patterns() -> list[tuple[str, re.Pattern[str]]]:
          r"(?:(?P<dec>[1-9]0)'?s|(?P<word>" + decade_words + r"|teens))\b"),
         ("stage", r"\b(?:as an?|when (?:he|she|they|you|i) (?:was|were) an?|in " + poss + r")"
          r"\s*(?P<stage>" + stages + r"|childhood|infancy)\b"),
-        ("age", r"\b(?:at|by|from)\s+(?:the\s+)?age\s+(?:of\s+)?(?P<n>\d{1,3})\b"),
-        ("age", r"\baged?\s+(?P<n>\d{1,3})\b(?!\.?\d)"),
-        ("age", r"\b(?P<n>\d{1,3})[- ]years?[- ]old\b"),
-        ("age", r"\b(?P<n>\d{1,3})\s+years?\s+of\s+age\b"),
-        ("age", r"\b" + _PERSON + r"\s+(?:was|were|is|are|turned)\s+(?P<n>\d{1,3})(?!\.?\d)"
+        ("age_at", r"\b(?:at|by|from)\s+(?:the\s+)?age\s+(?:of\s+)?(?P<n>\d{1,3})\b"),
+        ("age_at", r"\baged?\s+(?P<n>\d{1,3})\b(?!\.?\d)"),
+        ("age_old", r"\b(?P<n>\d{1,3})[- ]years?[- ]old\b"),
+        ("age_at", r"\b(?P<n>\d{1,3})\s+years?\s+of\s+age\b"),
+        ("age_person", r"\b" + _PERSON + r"\s+(?:was|were|is|are|turned)\s+(?P<n>\d{1,3})(?!\.?\d)"
          r"(?=\s*(?:,|;|when|at|on|during|in|before|after|and|years?\b|$|\.))"),
         # "quit at 16", "started smoking at 15": an age, not a clock time ("at 8:00")
-        ("age", r"\b(?:quit|stopped|started|began|diagnosed|retired)(?:\s+[a-z]+)?\s+at\s+"
+        ("age_quit", r"\b(?:quit|stopped|started|began|diagnosed|retired)(?:\s+[a-z]+)?\s+at\s+"
          r"(?P<n>\d{1,3})\b(?![:]|\.?\d)"),
-        ("age", r",\s*(?P<n>\d{1,3}),?\s+(?=(?:at|when|during)\s+(?:his|her|their|your|the)\b)"),
+        ("age_comma", r",\s*(?P<n>\d{1,3}),?\s+(?=(?:at|when|during)\s+"
+         r"(?:his|her|their|your|the)\b)"),
         ("md_range", _MON + r"\s+(?P<d1>[0-3]?\d)(?:st|nd|rd|th)?\s*(?:-|–|to|through|and|&)\s*"
          r"(?P<d2>[0-3]?\d)(?:st|nd|rd|th)?,?\s+" + _Y + r"\b"),
         ("md", r"\b(?:on|by|from|since|until|till|to|through|before|after|of)\s+(?:the\s+)?"
@@ -97,6 +98,29 @@ def _patterns() -> list[tuple[str, re.Pattern[str]]]:
          + r"\s+(?=(?:to|through|until|till|and|-)\s)"),
     ]
     return [(kind, re.compile(rx, re.I)) for kind, rx in rows]
+
+
+_MONTH_CUES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_POSS_CUES = ("in his", "in her", "in their", "in your", "in my", "in the patient")
+# Substrings one of which a pattern needs before it can match: most statements skip most scans.
+_CUES: dict[str, tuple[str, ...]] = {
+    "part_month": ("early", "mid", "late", "beginning", "start", "end"),
+    "part_year": ("early", "mid", "late", "beginning", "start", "end"),
+    "decade": ("0s", "0's"),
+    "season": ("spring", "summer", "fall", "autumn", "winter"),
+    "about_year": ("about", "around", "approx", "circa", "roughly", "c."),
+    "year_range": ("between", "from"),
+    "life_decade": _POSS_CUES,
+    "stage": ("as a", "when ", *_POSS_CUES),
+    "age_at": ("age",),
+    "age_old": ("old",),
+    "age_person": (" was ", " were ", " is ", " are ", "turned"),
+    "age_quit": ("quit", "stopped", "started", "began", "diagnosed", "retired"),
+    "age_comma": (", ",),
+    "md_range": _MONTH_CUES,
+    "md": _MONTH_CUES,
+    "from_month": ("from", "between"),
+}  # fmt: skip
 
 
 def _last(y: int, m: int) -> int:
@@ -162,7 +186,7 @@ def _fact(kind: str, m: re.Match[str], t: dict[str, Any]) -> DateFact | None:
         stage = {"childhood": "child", "infancy": "infant"}.get(g["stage"], g["stage"])
         lo, hi = t["life_stages"][stage]
         return DateFact(0, None, None, text, span, age=(int(lo), int(hi)))
-    if kind == "age":
+    if kind.startswith("age"):
         n = int(g["n"])
         return DateFact(0, None, None, text, span, age=(n, n)) if n <= 120 else None
     if kind == "md":
@@ -193,7 +217,10 @@ def approximate_dates(text: str, taken: list[tuple[int, int]]) -> list[DateFact]
     t = _table()
     found: list[DateFact] = []
     spans = list(taken)
+    lower = text.lower()
     for kind, pat in _patterns():
+        if not any(c in lower for c in _CUES[kind]):
+            continue
         for m in pat.finditer(text):
             if any(a < m.end() and m.start() < b for a, b in spans):
                 continue
