@@ -367,6 +367,8 @@ def _in_table_unit(v: Value) -> float | None:
     if not v.unit or not v.test.unit:
         return v.value
     a, b = unit_key(v.unit), unit_key(v.test.unit)
+    if a is not None and b is not None and {a[0], b[0]} == {"temp_c", "temp_f"}:
+        return (v.value - 32) * 5 / 9 if a[0] == "temp_f" else v.value * 9 / 5 + 32
     if a is None or b is None or a[0] != b[0]:
         return None
     return v.value * a[1] / b[1]

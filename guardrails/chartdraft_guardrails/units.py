@@ -73,6 +73,15 @@ _UNITS: dict[str, tuple[str, float]] = {
     "{beats}/min": ("rate", 1.0),
     "{breaths}/min": ("rate", 1.0),
     "cel": ("temp_c", 1.0),
+    "°f": ("temp_f", 1.0),
+    "[degf]": ("temp_f", 1.0),
+    "degf": ("temp_f", 1.0),
+    "degreesf": ("temp_f", 1.0),
+    "degreesfahrenheit": ("temp_f", 1.0),
+    "fahrenheit": ("temp_f", 1.0),
+    "degreesc": ("temp_c", 1.0),
+    "degreescelsius": ("temp_c", 1.0),
+    "celsius": ("temp_c", 1.0),
     "°c": ("temp_c", 1.0),
     "degc": ("temp_c", 1.0),
     "units": ("unit", 1.0),
@@ -215,6 +224,13 @@ UNIT_PATTERN = "|".join(
             "U",
             "IU",
             "°C",
+            "°F",
+            "degrees F",
+            "degrees Fahrenheit",
+            "degrees C",
+            "degrees Celsius",
+            "Fahrenheit",
+            "Celsius",
             "pg",
             "fL",
             "micrograms",
@@ -328,9 +344,13 @@ def same_quantity(
     sk, ek = unit_key(stated_unit), unit_key(unit)
     v = value
     if sk is not None and ek is not None:
-        if sk[0] != ek[0]:
+        temps = {sk[0], ek[0]}
+        if temps == {"temp_c", "temp_f"}:  # 101.3 °F is 38.5 °C: an offset, not a factor
+            v = value * 9 / 5 + 32 if ek[0] == "temp_c" else (value - 32) * 5 / 9
+        elif sk[0] != ek[0]:
             return False
-        v = value * ek[1] / sk[1]
+        else:
+            v = value * ek[1] / sk[1]
     if approx not in (None, "about"):
         # a bound ("under 9 %", "just over 100") is held to its side: 9.1 is not "under 9"; the
         # same number is accepted (the chart may state the same bound: "more than 10 pounds")

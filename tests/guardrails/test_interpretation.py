@@ -133,6 +133,7 @@ CHART = [
         "pain", "Pain severity - 0-10 verbal numeric rating", "72514-3", 4, "{score}", "2023-01-10"
     ),
     obs("bmi", "Body mass index (BMI) [Ratio]", "39156-5", 29.38, "kg/m2", "2023-01-10"),
+    obs("temp", "Body temperature", "8310-5", 101.3, "[degF]", "2023-01-10"),
     BP,
     BP_OK,
     Evidence(
@@ -215,6 +216,8 @@ CASES = [
     ("trend", "Her HbA1c is rising.", ["a1c"], "not_verified", "two cited values"),
     ("trend", "Her HbA1c rose steadily.", ["a1c-old", "a1c", "a1c-good"], "unsupported", "6.4"),
     ("trend", "Her HbA1c rose steadily.", ["a1c-old", "a1c"], "supported", None),
+    ("units", "She was febrile at 101.3 °F.", ["temp"], "supported", None),
+    ("units", "Her temperature was normal at 101.3 °F.", ["temp"], "unsupported", "36.5-37.3"),
     ("category", "Her BMI of 29.4 puts her in the obese range.", ["bmi"], "unsupported", "30"),
     ("category", "Her BMI of 29.4 puts her in the overweight range.", ["bmi"], "supported", None),
     (

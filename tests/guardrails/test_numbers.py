@@ -228,3 +228,20 @@ def test_approximate_words(
     stated: str, unit: str | None, approx: str, value: float, ok: bool
 ) -> None:
     assert same_quantity(stated, unit, value, unit, approx) is ok
+
+
+@pytest.mark.parametrize(
+    ("stated", "unit", "value", "chart_unit", "ok"),
+    [
+        ("101.3", "°F", 38.5, "Cel", True),
+        ("38.5", "°C", 101.3, "[degF]", True),
+        ("99", "°F", 38.5, "Cel", False),
+        ("1", "g", 1000.0, "mg", True),
+        ("0.5", "mg", 500.0, "mcg", True),
+        ("62", "mL/min/1.73 m²", 62.0, "mL/min/{1.73_m2}", True),
+        ("31", "kg/m²", 31.0, "kg", False),  # BMI is not a weight
+        ("2", "mg/mL", 2.0, "mg", False),  # a concentration is not a dose
+    ],
+)
+def test_unit_conversion(stated: str, unit: str, value: float, chart_unit: str, ok: bool) -> None:
+    assert same_quantity(stated, unit, value, chart_unit) is ok
