@@ -35,6 +35,12 @@ _CONDITIONAL = re.compile(
     r"such as|call (?:your|the|911)|seek|until|avoid|risk of|lower (?:your|the) risk|"
     r"to (?:prevent|lower|reduce|help|protect|avoid|keep)|prevents?|protects?)\b[^.;:]*$"
 )
+# "tested for strep", "screening for cancer": what a test looks for, not a diagnosis.
+TESTED_FOR = re.compile(
+    r"\b(?:test(?:s|ed|ing)?|screen(?:s|ed|ing)?|check(?:s|ed|ing)?|look(?:s|ed|ing)?|"
+    r"evaluat(?:e|ed|ion|ing)|culture[sd]?|swab(?:bed)?|assess(?:ed|ment)?)\s+(?:him |her |you |"
+    r"them )?for\s+$"
+)
 # "for your gout", "due to", "caused by": checked against the chart's links (links.py).
 PURPOSE_CUE = re.compile(
     r"\b(?:for (?:your|her|his|their|the|a|an|treatment of|management of)?|to (?:treat|"
@@ -220,7 +226,8 @@ def purpose_clause(canon: str, start: int) -> bool:
     """Is the mention at ``start`` the object of a purpose or causal cue (links.py checks it)?"""
     head = canon[:start]
     cut = max(head.rfind(p) for p in (".", ";", ":", ",", " and ", " but "))
-    return PURPOSE_CUE.search(head, max(cut, 0)) is not None
+    # endpos past the cue: "for " right before the mention still ends on a word boundary
+    return PURPOSE_CUE.search(canon, max(cut, 0), start + 1) is not None
 
 
 _EV_NEG = re.compile(

@@ -14,7 +14,13 @@ import re
 from collections.abc import Callable
 
 from chartdraft_guardrails import lexicon
-from chartdraft_guardrails.concepts import closure, covers, evidence_concepts, mentions
+from chartdraft_guardrails.concepts import (
+    TESTED_FOR,
+    closure,
+    covers,
+    evidence_concepts,
+    mentions,
+)
 from chartdraft_guardrails.facts import EvidenceFacts, StatementFacts
 from chartdraft_guardrails.statement import CheckResult, Verdict
 from retrieval.evidence import Evidence
@@ -22,7 +28,7 @@ from retrieval.evidence import Evidence
 _PURPOSE = re.compile(
     r"\b(?:for|to (?:treat|prevent|control|manage|help with|lower|reduce)|treats?|treated for|"
     r"started for|prescribed for|given for|ordered for|because of|"
-    r"to (?:evaluate|assess|investigate|work up|look for|rule out|diagnose))\b"
+    r"to (?:evaluate|assess|investigate|work up|diagnose))\b"
 )
 _CAUSE = re.compile(r"\b(?:due to|caused by|secondary to|as a result of|because of)\b")
 _CLAUSE_END = re.compile(r"[.;:,]|\b(?:and|but|or|so|then|which)\b")
@@ -69,6 +75,8 @@ def _claims(canon: str) -> list[tuple[str, str, int]]:
     out: list[tuple[str, str, int]] = []
     for rx, kind in ((_CAUSE, "cause"), (_PURPOSE, "purpose")):
         for m in rx.finditer(canon):
+            if TESTED_FOR.search(canon[: m.end()] + " "):
+                continue  # "tested for strep": what a test looks for is no reason
             end = _CLAUSE_END.search(canon, m.end())
             stop = end.start() if end else len(canon)
             for men in mentions(canon[m.end() : stop]):

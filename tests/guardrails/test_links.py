@@ -146,3 +146,15 @@ def test_symptom_purposes_are_instructions_not_links() -> None:
     # "for fever" tells how to use the drug; the chart need not link the order to a fever
     res = run(CHART, "Take acetaminophen as needed for fever.", ["MedicationRequest/apap"])
     assert not [r for r in res if r.check == "links"]
+
+
+def test_what_a_test_looks_for_is_no_purpose_claim() -> None:
+    chart = CHART + [ev("Procedure/cx", "Throat culture (procedure)",
+                        "Throat culture (procedure), completed, reason: Acute viral pharyngitis",
+                        reason="Acute viral pharyngitis (disorder)",
+                        links={"reason": ["Condition/vp"]})]
+    res = run(chart, "A throat culture was taken to test for strep.", ["Procedure/cx"])
+    assert worst(res) == "supported", [r.reason for r in res if r.verdict != "supported"]
+    # the same words as a reason are a claim the chart contradicts
+    res = run(chart, "A throat culture was done for strep throat.", ["Procedure/cx"])
+    assert worst([r for r in res if r.check == "links"]) == "unsupported"
