@@ -40,6 +40,7 @@ _NUM_WORDS = {
     "twenty": 20, "thirty": 30,
 }  # fmt: skip
 _DAYS = {"day": 1, "week": 7, "month": 30}
+_PLAN_TYPES = ("CarePlan", "ServiceRequest")
 # "for 10 days", "for the next two weeks", "x 7 days", "a 10-day course"
 _DURATION = re.compile(
     r"\b(?:for (?:the next |another |a total of )?|x\s*)(?P<n>\d+|"
@@ -135,10 +136,14 @@ def order_instructions(e: Evidence) -> str:
 def check_instructions(
     statement_text: str, has_drug: bool, cited: list[Evidence]
 ) -> list[str]:
-    """Problems: each instruction kind the statement adds to a cited medication order."""
+    """Problems: each instruction kind the statement adds to a cited medication order (or, with
+    no order cited, to a cited care plan or service request)."""
     orders = [e for e in cited if e.resource_type.startswith("Medication")]
     if not has_drug or not orders:
-        return []
+        # a care plan's instruction ("rest for two weeks") is held to the plan the same way
+        orders = [e for e in cited if e.resource_type in _PLAN_TYPES]
+        if not orders:
+            return []
     stated = instruction_kinds(statement_text)
     if not stated:
         return []
@@ -151,12 +156,17 @@ def check_instructions(
         if kind in known or k.compatible.get(kind, frozenset()) & known:
             continue
         says = "; ".join(dict.fromkeys(_sig(e) for e in orders))
-        problems.append(f"{words!r} is not in the order's instructions (it says: {says})")
+        what = "the order's instructions"
+        if orders[0].resource_type in _PLAN_TYPES:
+            what = "the care plan" if orders[0].resource_type == "CarePlan" else "the request"
+        problems.append(f"{words!r} is not in {what} (it says: {says})")
     return problems
 
 
 def _sig(e: Evidence) -> str:
     """The order's instruction as a clinician reads it ("1 tablet once daily")."""
+    if e.resource_type in _PLAN_TYPES:
+        return e.text
     d = e.data
     dose = d.get("dose_value")
     parts: list[str] = []

@@ -160,6 +160,16 @@ def check_support(
             problems.append(f"'as needed' but {where} is a scheduled order")
         # timing, food and duration words must be in the order's instruction
         problems += check_instructions(facts.text, True, [c.evidence for c in meds])
+    plans = [c for c in cited if c.evidence.resource_type in ("CarePlan", "ServiceRequest")]
+    if plans and not (facts.drugs and meds):
+        # "ice packs twice a day", "rest for two weeks": the plan must say so
+        problems += check_instructions(facts.text, False, [c.evidence for c in plans])
+        stated = {f for f in facts.frequencies if f > 0}
+        freqs = set().union(*(c.frequencies for c in plans))
+        if stated and not stated <= freqs:
+            problems.append(
+                f"frequency {', '.join(_fmt_freq(f) for f in sorted(stated))} is not in {where}"
+            )
 
     if facts.status_claim:
         bearing = [c for c in cited if c.evidence.resource_type in _STATUS_TYPES and c.status]

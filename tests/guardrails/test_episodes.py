@@ -34,6 +34,9 @@ CHART = [
     Evidence(id="AllergyIntolerance/peanut", patient_id="p1", resource_type="AllergyIntolerance",
              title="Allergy to peanut", text="Allergy to peanut (food), active",
              data={"substance": "peanut", "clinical_status": "active", "category": ["food"]}),
+    Evidence(id="AllergyIntolerance/wheat", patient_id="p1", resource_type="AllergyIntolerance",
+             title="Allergy to wheat", text="Allergy to wheat (food), inactive",
+             data={"substance": "wheat", "clinical_status": "inactive", "category": ["food"]}),
     Evidence(id="Procedure/appy", patient_id="p1", resource_type="Procedure", title="Appendectomy",
              text="Appendectomy, completed, on 2005-06-01", date="2005-06-01",
              data={"status": "completed", "performed": "2005-06-01"}),
@@ -67,6 +70,8 @@ FLAG = [
     ("Her viral sinusitis from July 2017 is still active.", ["Condition/sin1"], "unsupported"),
     ("Her current viral sinusitis has resolved.", ["Condition/sin2"], "contradicted"),
     ("Her viral sinusitis began in March 2024.", ["Condition/sin2"], "unsupported"),
+    ("She has an active wheat allergy.", ["AllergyIntolerance/wheat"], "unsupported"),
+    ("Her wrist fracture is still healing.", ["Condition/frac"], "contradicted"),
     ("Her asthma has resolved, while the bronchitis remains active.",
      ["Condition/asthma", "Condition/bronch"], "contradicted"),
     # a contradiction check still sees the other episodes and records

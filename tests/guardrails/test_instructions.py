@@ -105,3 +105,28 @@ def test_reason_says_what_the_order_says() -> None:
 )
 def test_instruction_kinds(text: str, kinds: set[str]) -> None:
     assert set(instruction_kinds(text)) == kinds
+
+
+PLAN = Evidence(id="CarePlan/head", patient_id="p1", resource_type="CarePlan",
+                title="Head injury rehabilitation",
+                text="Head injury rehabilitation, active, since 2024-01-02: Recommendation to "
+                "rest; Alcohol-free diet", date="2024-01-02",
+                data={"status": "active", "activities": ["Recommendation to rest",
+                                                         "Alcohol-free diet"]})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [
+        ("Your head injury rehabilitation plan asks you to rest.", "supported"),
+        ("Rest for two weeks, as your head injury rehabilitation plan says.", "unsupported"),
+        ("Your head injury rehabilitation plan calls for rest twice a day.", "unsupported"),
+        ("Your head injury rehabilitation plan asks you to rest every evening.", "unsupported"),
+    ],
+)
+def test_care_plan_instructions(text: str, verdict: str) -> None:
+    chart = [*CHART, PLAN]
+    res = check_statement(Statement(text=text, citations=[PLAN.id]), cited=[PLAN], chart=chart,
+                          shown_ids={e.id for e in chart}, patient_id="p1",
+                          doc_type="discharge-instructions")  # fmt: skip
+    assert worst(res) == verdict, [(r.verdict, r.reason) for r in res]
