@@ -276,6 +276,7 @@ def _num(v: Any) -> float | None:
         return None
 
 
+@lru_cache(maxsize=4096)
 def _find_test(loinc: str | None, name: str) -> TestRanges | None:
     tests, by_loinc = reference_table()
     if loinc and loinc in by_loinc:
@@ -816,10 +817,10 @@ def check_interpretation(
     facts: StatementFacts, cited: list[EvidenceFacts], patient: Evidence | None = None
 ) -> list[CheckResult]:
     """Every interpretation claim of the statement against the Observations it cites."""
-    values = [v for c in cited for v in observation_values(c.evidence)]
     claims = find_claims(facts.canon)
     if not claims:
         return []
+    values = [v for c in cited for v in observation_values(c.evidence)]
     if not values:
         return _uncited_results(facts.canon, claims, [c.evidence.id for c in cited])
     pat = patient_of(patient)
