@@ -78,6 +78,7 @@ class ConceptTable:
     names: dict[str, str]
     codes: dict[tuple[str, str], frozenset[str]]
     max_words: int
+    firsts: frozenset[str] = frozenset()  # first words of every term (a quick skip)
 
 
 def _key(term: str) -> str:
@@ -143,6 +144,8 @@ def table() -> ConceptTable:
         names=names,
         codes={k: frozenset(v) for k, v in codes.items()},
         max_words=max(len(k.split()) for k in terms),
+        firsts=frozenset(k.split()[0] for k in terms)
+        | frozenset(k.split()[0] + "s" for k in terms if " " not in k),
     )
 
 
@@ -160,6 +163,9 @@ def mentions(canon: str) -> list[Mention]:
     out: list[Mention] = []
     i = 0
     while i < len(toks):
+        if toks[i][0] not in t.firsts:
+            i += 1
+            continue
         for n in range(min(t.max_words, len(toks) - i), 0, -1):
             key = " ".join(w for w, _, _ in toks[i : i + n])
             hit = _lookup(t, key)
