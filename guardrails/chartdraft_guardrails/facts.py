@@ -22,6 +22,7 @@ from chartdraft_guardrails.numbers import (
     quantities,
     value_of,
 )
+from chartdraft_guardrails.time_words import blank_anchors
 from chartdraft_guardrails.units import concentration, dose_amounts, is_count, millilitres
 from retrieval.evidence import Evidence
 
@@ -383,7 +384,8 @@ def mask_identifiers(text: str) -> str:
 
 
 def statement_facts(text: str, vocab: frozenset[str]) -> StatementFacts:
-    canon = lexicon.canonical(mask_identifiers(text))
+    # "on admission", "at discharge" place a value in time; they are not clinical terms
+    canon = blank_anchors(lexicon.canonical(mask_identifiers(text)))
     codes, code_spans = code_mentions(canon)
     plain = _blank(canon, code_spans)
     dates = find_dates(plain)

@@ -238,6 +238,25 @@ def approximate_dates(text: str, taken: list[tuple[int, int]]) -> list[DateFact]
     return found
 
 
+@lru_cache(maxsize=1)
+def _anchors() -> re.Pattern[str] | None:
+    items = _table().get("anchors") or []
+    if not items:
+        return None
+    return re.compile(r"\b(?:" + "|".join(f"(?:{a})" for a in items) + r")\b", re.I)
+
+
+def blank_anchors(canon: str) -> str:
+    """Blank "on admission", "at discharge"...: time words of a stay, not clinical concepts.
+
+    Positions are kept (spaces), so spans found later still point into the statement.
+    """
+    rx = _anchors()
+    if rx is None or not ("admission" in canon or "discharge" in canon or "arrival" in canon):
+        return canon
+    return rx.sub(lambda m: " " * len(m.group(0)), canon)
+
+
 def inherit_years(facts: list[DateFact]) -> list[DateFact]:
     """A yearless month/day takes the year of the next dated fact of its range (within 40 chars)."""
     facts = sorted(facts, key=lambda f: f.span)

@@ -93,3 +93,26 @@ def _with_note() -> list[Evidence]:
 def test_dose_from_a_cited_note(text: str, cites: list[str], verdict: str) -> None:
     res = run(_with_note(), text, cites)
     assert worst(res) == verdict, [(r.verdict, r.reason) for r in res]
+
+
+@pytest.mark.parametrize(
+    ("text", "cites", "verdict"),
+    [
+        # a true fact cited to the wrong resource: compared with the CITED resource only
+        ("She had a colonoscopy on 2016-10-03.", ["Procedure/colo"], "unsupported"),
+        ("Her hemoglobin was 16.6 g/dL.", ["Observation/a1c"], "unsupported"),
+        ("Her creatinine was 0.92 mg/dL on 2024-02-01.", ["Observation/glu"], "unsupported"),
+        ("She had her flu shot on 2022-05-17.", ["Immunization/flu"], "unsupported"),
+        # naming the concept only: the citation is fine whatever its date
+        ("She had a colonoscopy.", ["Procedure/colo"], "supported"),
+        ("She had a colonoscopy on 2022-05-17.", ["Procedure/colo"], "supported"),
+        ("She had a colonoscopy in 2022 and a cholecystectomy in 2016.",
+         ["Procedure/colo", "Procedure/chole"], "supported"),
+        ("Her hemoglobin was 16.6 g/dL.", ["Observation/hgb"], "supported"),
+    ],
+)
+def test_fact_is_compared_with_the_cited_resource(
+    text: str, cites: list[str], verdict: str
+) -> None:
+    res = run(synthetic_charts()["ana"], text, cites)
+    assert worst(res) == verdict, [(r.verdict, r.reason) for r in res]

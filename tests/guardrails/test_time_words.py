@@ -97,6 +97,16 @@ def test_time_word_outside_the_window_is_flagged(text: str, cites: list[str]) ->
     assert worst(res) in ("unsupported", "contradicted"), [r.reason for r in res]
 
 
+def test_stay_anchors_are_time_words_not_concepts() -> None:
+    from chartdraft_guardrails.facts import statement_facts
+
+    f = statement_facts("Creatinine was 2.19 on admission and 1.26 at discharge.", frozenset())
+    assert "admission" not in f.canon and "discharge" not in f.canon
+    assert [q.text for q in f.quantities] == ["2.19", "1.26"]
+    # the word itself, outside a time phrase, is still text to check
+    assert "admission" in statement_facts("The admission was for pneumonia.", frozenset()).canon
+
+
 def test_age_without_birth_date_is_not_verified() -> None:
     chart = [e for e in CHART if e.resource_type != "Patient"]
     res = run("She was diagnosed with knee osteoarthritis at age 46.", ["Condition/oa"], chart)
