@@ -128,7 +128,7 @@ def check_statement(
         # purpose and causal claims against the chart's FHIR links (reasonReference...)
         results += check_links(facts, cited_facts, ctx.by_id, lambda e: _facts_for(e, ctx))
         # "elevated", "well controlled", "rising" against the cited Observations' values
-        results += check_interpretation(facts, cited_facts, ctx.patient)
+        results += check_interpretation(facts, cited_facts, ctx.patient, ctx.by_id.get)
     if statement.citations or clinical:
         results += check_contradiction(
             facts, ctx.facts_list, ctx.vocab, [_facts_for(e, ctx) for e in usable]

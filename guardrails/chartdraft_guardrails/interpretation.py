@@ -11,6 +11,7 @@ values of the same test and must go the stated way. A claim no source can judge 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -813,14 +814,35 @@ def _uncited_results(canon: str, claims: list[Claim], ids: list[str]) -> list[Ch
     return out
 
 
+def _cited_results(
+    cited: list[EvidenceFacts], resolve: Callable[[str], Evidence | None] | None
+) -> list[Evidence]:
+    """The cited Observations, and the results of a cited DiagnosticReport ("the lipid panel")."""
+    out: list[Evidence] = []
+    for c in cited:
+        e = c.evidence
+        if e.resource_type == "DiagnosticReport" and resolve is not None:
+            for rid in e.data.get("result_ids") or []:
+                r = resolve(str(rid))
+                if r is not None and r.resource_type == "Observation" and r not in out:
+                    out.append(r)
+        elif e not in out:
+            out.append(e)
+    return out
+
+
 def check_interpretation(
-    facts: StatementFacts, cited: list[EvidenceFacts], patient: Evidence | None = None
+    facts: StatementFacts,
+    cited: list[EvidenceFacts],
+    patient: Evidence | None = None,
+    resolve: Callable[[str], Evidence | None] | None = None,
 ) -> list[CheckResult]:
-    """Every interpretation claim of the statement against the Observations it cites."""
+    """Every interpretation claim of the statement against the Observations it cites (or the
+    results of a DiagnosticReport it cites; ``resolve`` finds them by id in the chart)."""
     claims = find_claims(facts.canon)
     if not claims:
         return []
-    values = [v for c in cited for v in observation_values(c.evidence)]
+    values = [v for e in _cited_results(cited, resolve) for v in observation_values(e)]
     if not values:
         return _uncited_results(facts.canon, claims, [c.evidence.id for c in cited])
     pat = patient_of(patient)

@@ -357,3 +357,20 @@ def test_a_trend_is_judged_per_test() -> None:
     assert worst(interp(run(chart, "His vital signs were stable.", ids))) == "supported"
     chart[2] = obs("hr2", "Heart rate", "8867-4", 118, "/min", "2023-01-11")
     assert worst(interp(run(chart, "His vital signs were stable.", ids))) == "unsupported"
+
+
+def test_synthea_report_claims_read_its_results(abdul: list[Evidence]) -> None:
+    # "the lipid panel" cites the DiagnosticReport; the claim is checked on its result values
+    panel = next(
+        e for e in abdul if e.resource_type == "DiagnosticReport" and e.title == "Lipid Panel"
+    )
+    by_id = {e.id: e for e in abdul}
+    ldl = next(
+        by_id[r] for r in panel.data["result_ids"] if by_id[r].data.get("loinc") == "18262-6"
+    )
+    assert ldl.data["value"] < 100  # the first panel's LDL is optimal (ATP III)
+    res = interp(run(abdul, "His lipid panel showed a high LDL.", [panel.id]))
+    assert worst(res) == "unsupported" and ldl.id in res[0].evidence_ids
+    assert worst(interp(run(abdul, "His LDL was normal on the lipid panel.", [panel.id]))) == (
+        "supported"
+    )
