@@ -158,14 +158,34 @@ def test_edit_a_flagged_statement_then_acknowledge_and_sign(page: Page, service:
     expect(item).to_have_attribute("data-verdict", "supported")
     expect(item).to_contain_text("edited by clinician")
 
-    # Remove a statement (after the browser's confirmation).
+    # Remove a statement: gone at once with an Undo (no browser confirm), the page stays put.
     n_before = statements(page).count()
-    victim = statements(page).last
+    victim = page.locator(f"#draft li.stmt:not(#st-{sid})").nth(n_before - 3)
+    victim_id = victim.get_attribute("id") or ""
     victim_text = victim.locator(".text").inner_text()
-    page.once("dialog", lambda d: d.accept())
+    browser_dialogs: list[str] = []
+    page.on("dialog", lambda d: browser_dialogs.append(d.message))
+    victim.hover()
     victim.get_by_role("button", name="Remove").click()
     expect(statements(page)).to_have_count(n_before - 1)
+    toast = page.locator("#toast")
+    expect(toast).to_contain_text("Removed")
+    assert page.evaluate("window.scrollY") > 0  # no jump to the top
+    expect(page.locator("#draft li.stmt:focus")).to_have_count(1)  # focus on the next one
+    toast.get_by_role("button", name="Undo").click()
+    expect(statements(page)).to_have_count(n_before)
+    expect(page.locator(f"#{victim_id}")).to_be_focused()
+    page.locator(f"#{victim_id}").get_by_role("button", name="Remove").click()
+    # The undo time is up: the toast goes and the removal is sent to the server.
+    expect(toast).not_to_have_class(re.compile(r"\bshown\b"), timeout=12_000)
+    expect(toast).to_have_text("")
+    expect(statements(page)).to_have_count(n_before - 1)
     expect(page.locator("#draft")).not_to_contain_text(victim_text)
+    with service.client(service.token("clinician")) as c:
+        server = c.get(f"/v1/drafts/{draft_id}").json()
+    assert victim_id.removeprefix("st-") not in {
+        s["id"] for sec in server["sections"] for s in sec["statements"]}
+    assert browser_dialogs == []
 
     # Make one flag for sure, then acknowledge every open flag with a note.
     item.get_by_role("button", name="Edit").click()
@@ -184,6 +204,11 @@ def test_edit_a_flagged_statement_then_acknowledge_and_sign(page: Page, service:
 
     expect(page.locator("#sign")).to_be_enabled()
     page.locator("#sign").click()
+    dialog = page.get_by_role("dialog", name=re.compile("Sign"))
+    expect(dialog).to_contain_text("Filed with")  # what will be filed, before the final yes
+    expect(dialog).to_contain_text("Reviewed against the chart.")
+    expect(dialog.locator("#sign-reason")).to_have_count(0)  # every contradiction has a note
+    dialog.get_by_role("button", name="Sign and file").click()
     expect(page.locator("#draft-status")).to_have_text("Signed.")
     expect(page.locator("#writeback-status")).to_contain_text("Filed in the chart",
                                                               timeout=30_000)

@@ -17,7 +17,8 @@ const VERDICT_WORDS = {
   not_verified: "Could not be checked against its sources",
   supported: "Supported",
 };
-const state = { config: null, patients: null, draft: null, abort: null, panelReturn: null };
+const state = { config: null, patients: null, draft: null, abort: null, panelReturn: null,
+  patient: null, current: null, pendingRemoval: null };
 
 /* ---------- small DOM helpers -------------------------------------------------------------- */
 function h(tag, attrs, ...kids) {
@@ -174,6 +175,8 @@ window.addEventListener("popstate", route);
 
 async function route() {
   if (state.abort) { state.abort.abort(); state.abort = null; }
+  if (state.pendingRemoval) leaveRemoval();
+  state.draft = null; state.current = null;
   closePanel(false);
   clearError();
   renderAccount();
@@ -355,34 +358,66 @@ async function viewPatient(patientId) {
 function docLabel(t) { return (DOC_TYPES.find((d) => d[0] === t) || [t, t])[1]; }
 
 /* ---------- the draft ----------------------------------------------------------------------- */
+/* The review screen: a sticky bar (status, open flags as links, progress, Sign), compact
+   statements whose actions show on hover or focus, keyboard shortcuts, accept per statement and
+   per section, remove with undo, and signing through an in-page dialog that shows what is filed. */
+const ORIGIN_WORDS = {
+  composed: ["composed", "Built from the chart by rules; no language model wrote it."],
+  extractive: ["composed", "Built from the chart by rules (extractive); no language model wrote it."],
+  clinician: ["edited by clinician", "Changed by a clinician during review."],
+};
+const KEYS = [
+  ["n / p", "next / previous open flag"], ["j / k", "next / previous statement"],
+  ["a", "accept the statement (acknowledge a flag)"], ["A", "accept the whole section"],
+  ["e", "edit"], ["x", "remove (with undo)"], ["o", "open its source"], ["s", "sign"], ["?", "all keys"],
+];
+function undoMs() { return window.chartdraftUndoMs || 8000; }
+
 async function viewDraft(draftId) {
   setMain(h("p", { class: "loading", role: "status" }, "Loading the draft…"));
   let draft = await api("GET", `/v1/drafts/${encodeURIComponent(draftId)}`);
-  const { head } = await patientHeader(draft.patient_id);
+  const { head, patient } = await patientHeader(draft.patient_id);
   state.draft = draft;
+  state.patient = patient;
   document.title = `${docLabel(draft.doc_type)} · chartdraft`;
+  const bar = h("section", { id: "review-bar", class: "review-bar", "aria-label": "Review" },
+    h("div", { class: "bar-main" },
+      h("div", { id: "draft-status", class: "status", role: "status", "aria-live": "polite" }),
+      h("div", { id: "bar-progress", class: "bar-progress" }),
+      h("div", { id: "bar-buttons", class: "bar-buttons" })),
+    h("nav", { id: "flag-links", class: "flag-links", "aria-label": "Open flags" }),
+    h("p", { id: "key-help", class: "keys hint" }, "Keys: ",
+      KEYS.slice(0, -1).map(([k, what], i) => [i ? " · " : "", h("kbd", { text: k }), ` ${what}`]), " · ",
+      h("button", { type: "button", class: "link", id: "keys-button", onclick: () => showKeys() }, "? all keys")),
+    h("div", { id: "bar-forms" }));
   const layout = h("div", { class: "draft-layout" },
     h("div", { class: "draft-col" },
-      h("div", { id: "draft-status", class: "status", role: "status", "aria-live": "polite" }),
       h("div", { id: "banners" }),
       h("article", { id: "draft", class: "draft", "aria-labelledby": "draft-title" }),
       h("div", { id: "actions" })),
     h("aside", { id: "panel", class: "panel", "aria-label": "Source", hidden: true }));
   setMain(h("p", { class: "crumbs" }, h("a", { href: `/ui/patients/${encodeURIComponent(draft.patient_id)}`, "data-nav": true }, "← Patient")),
-    head, h("h1", { id: "draft-title", text: docLabel(draft.doc_type) }),
-    h("p", { id: "live", class: "sr-only", "aria-live": "polite" }), layout);
+    // The title first: focus lands on it when the page opens, and the next Tab stops are the bar's.
+    h("h1", { id: "draft-title", text: docLabel(draft.doc_type) }),
+    h("div", { class: "sticky-top" }, head, bar),
+    h("p", { id: "live", class: "sr-only", "aria-live": "polite" }), layout,
+    h("div", { id: "toast", class: "toast", role: "status", "aria-live": "polite" }));
   focusHeading();
   if (draft.status === "pending" || draft.status === "generating") {
     renderDraft(draft, true);
     const ctrl = new AbortController();
     state.abort = ctrl;
-    const streamed = { ...draft, sections: [] };
+    const streamed = { ...draft, sections: [], evidence: [] };
     try {
       await streamEvents(`/v1/drafts/${encodeURIComponent(draftId)}/events`, (name, ev) => {
         if (name === "statement") {
           let sec = streamed.sections.find((s) => s.title === ev.section);
           if (!sec) { sec = { title: ev.section, statements: [] }; streamed.sections.push(sec); }
           sec.statements.push(ev.statement);
+          // Readable chip names from the first event: each event names the sources it cites.
+          for (const [id, src] of Object.entries(ev.sources || {})) {
+            if (!streamed.evidence.some((e) => e.id === id)) streamed.evidence.push({ id, ...src });
+          }
           streamed.status = "generating";
           renderDraft(streamed, true);
         } else if (name === "fallback") {
@@ -401,28 +436,88 @@ async function viewDraft(draftId) {
     state.abort = null;
     draft = await api("GET", `/v1/drafts/${encodeURIComponent(draftId)}`);
     if (streamed.error) draft.error = streamed.error;
-    announce(`Draft ready: ${countStatements(draft)} statements, ${draft.open_flags.length} flags to review.`);
+    announce(draft.status === "draft"
+      ? `Draft ready: ${countStatements(draft)} statements, ${draft.open_flags.length} flags to review.`
+      : `Drafting ended: ${draft.status}.`);
   }
   state.draft = draft;
   renderDraft(draft, false);
   if (draft.status === "signed") pollWriteback(draft.id);
 }
 function countStatements(d) { return d.sections.reduce((n, s) => n + s.statements.length, 0); }
+function allStatements(d) { return d.sections.flatMap((s) => s.statements); }
+function isOpenFlag(st) { return st.flagged && !st.acknowledged; }
+
+/* Accepted statements are this reviewer's working state, kept in the tab (sessionStorage): the
+   API records what changes the document (edits, acknowledgements, signing), not reading progress. */
+function reviewedKey(d) { return `chartdraft.reviewed.${d.id}`; }
+function acceptedIds(d) {
+  try { return new Set(JSON.parse(sessionStorage.getItem(reviewedKey(d)) || "[]")); } catch (e) { return new Set(); }
+}
+function saveAccepted(d, ids) { sessionStorage.setItem(reviewedKey(d), JSON.stringify([...ids])); }
+function isReviewed(d, st, accepted) {
+  if (isOpenFlag(st)) return false;
+  return (accepted || acceptedIds(d)).has(st.id) || st.acknowledged || st.origin === "clinician";
+}
+function visibleSections(d) {
+  // A statement whose removal can still be undone is not shown and not counted.
+  const gone = state.pendingRemoval && state.pendingRemoval.st.id;
+  return d.sections.map((s) => ({ ...s, statements: s.statements.filter((st) => st.id !== gone) }));
+}
 
 function renderDraft(d, streaming) {
   const status = $("#draft-status");
   if (!status) return;
-  const n = countStatements(d);
-  const flags = d.sections.flatMap((s) => s.statements).filter((s) => s.flagged && !s.acknowledged).length;
+  const sections = visibleSections(d);
+  const statementsNow = sections.flatMap((s) => s.statements);
+  const n = statementsNow.length;
+  const flags = statementsNow.filter(isOpenFlag).length;
+  const cancelled = d.status === "failed" && d.extras && d.extras.cancelled_by;
   const words = {
     pending: "Waiting for a worker…",
     generating: `Drafting… ${n} statement${n === 1 ? "" : "s"} so far, each checked against its source.`,
     draft: `Draft ready for review: ${n} statements, ${flags} open flag${flags === 1 ? "" : "s"}.`,
-    signed: "Signed.", rejected: "Rejected.", failed: "Drafting failed.",
+    signed: "Signed.", rejected: "Rejected.", failed: cancelled ? "Cancelled." : "Drafting failed.",
   };
   status.className = `status ${d.status}${streaming ? " busy" : ""}`;
   status.textContent = words[d.status] || d.status;
-  // Banners: fallback / failure / signed / rejected.
+  renderBanners(d, statementsNow, streaming);
+
+  const evById = Object.fromEntries((d.evidence || []).map((e) => [e.id, e]));
+  const grades = Object.fromEntries(((d.checks && d.checks.readability) || []).map((r) => [r.section, r]));
+  const editable = d.status === "draft" && !streaming;
+  const accepted = acceptedIds(d);
+  const article = $("#draft");
+  if (!sections.length && streaming) {
+    article.replaceChildren(h("p", { class: "loading" }, "Gathering the chart and planning the document…"));
+  } else {
+    article.replaceChildren(...sections.map((sec, si) => {
+      const todo = sec.statements.filter((st) => !st.flagged && !isReviewed(d, st, accepted));
+      const done = sec.statements.length && sec.statements.every((st) => isReviewed(d, st, accepted));
+      return h("section", { class: "dsec", "data-section": si },
+        h("div", { class: "sec-head" },
+          h("h2", { id: `sec-${si}` }, sec.title,
+            grades[sec.title] ? h("span", { class: `grade${grades[sec.title].ok ? "" : " over"}`,
+              title: "Reading grade (shown to you only)",
+              text: ` Reading grade ${grades[sec.title].grade} (target ${grades[sec.title].target})` }) : null),
+          editable && todo.length ? h("button", { type: "button", class: "secondary small accept-section",
+            "aria-label": `Accept section ${sec.title}: ${todo.length} statement${todo.length === 1 ? "" : "s"}`,
+            onclick: () => acceptSection(d, si) }, `Accept section (${todo.length})`) : null,
+          editable && done ? h("span", { class: "sec-done", text: "✓ reviewed" }) : null),
+        sec.statements.length ? h("ol", { class: "statements" },
+          sec.statements.map((st) => statementItem(d, st, evById, editable, accepted))) :
+          h("p", { class: "hint", text: "Nothing in this section." }));
+    }));
+  }
+  renderBar(d, statementsNow, streaming, accepted);
+  if (!streaming) renderActions(d);
+  else $("#actions").replaceChildren();
+  // The source panel and scrolled-to statements sit below the sticky header and bar.
+  const top = $(".sticky-top");
+  if (top) document.documentElement.style.setProperty("--sticky-h", `${top.offsetHeight}px`);
+}
+
+function renderBanners(d, statementsNow, streaming) {
   const banners = [];
   if (d.fallback_reason) {
     banners.push(h("div", { class: "banner warn", id: "fallback-banner" },
@@ -431,11 +526,16 @@ function renderDraft(d, streaming) {
   } else if (d.backend === "extractive" || (!d.backend && state.config.backend === "extractive")) {
     banners.push(h("div", { class: "banner info", id: "extractive-banner" },
       h("strong", { text: "Extractive draft. " }), "Written without a language model: the chart's facts, each cited."));
+  } else if (!streaming && statementsNow.length && !statementsNow.some((st) => st.origin === "model")) {
+    banners.push(h("div", { class: "banner info", id: "composed-banner" },
+      h("strong", { text: "Composed without the language model. " }), "Every sentence is built from the chart by rules, each cited."));
   }
   if (d.status === "failed") {
-    banners.push(h("div", { class: "banner error" }, h("strong", { text: "This draft could not be made. " }),
-      d.error || "See the service log.", " ",
-      h("a", { href: `/ui/patients/${encodeURIComponent(d.patient_id)}`, "data-nav": true }, "Try again")));
+    const by = d.extras && d.extras.cancelled_by;
+    banners.push(h("div", { class: "banner error", id: "failed-banner" },
+      h("strong", { text: by ? `Cancelled by ${by}. ` : "This draft could not be made. " }),
+      by ? "Nothing was filed." : (d.error || "See the service log."), " ",
+      h("a", { href: `/ui/patients/${encodeURIComponent(d.patient_id)}`, "data-nav": true }, by ? "Ask for a new draft" : "Try again")));
   }
   if (d.status === "rejected") {
     banners.push(h("div", { class: "banner", id: "rejected-banner" }, h("strong", { text: "Rejected. " }),
@@ -443,31 +543,62 @@ function renderDraft(d, streaming) {
   }
   if (d.status === "signed") banners.push(writebackBanner(d));
   $("#banners").replaceChildren(...banners);
-
-  const evById = Object.fromEntries((d.evidence || []).map((e) => [e.id, e]));
-  const grades = Object.fromEntries(((d.checks && d.checks.readability) || []).map((r) => [r.section, r]));
-  const editable = d.status === "draft";
-  const article = $("#draft");
-  if (!d.sections.length && streaming) {
-    article.replaceChildren(h("p", { class: "loading" }, "Gathering the chart and planning the document…"));
-  } else {
-    article.replaceChildren(...d.sections.map((sec, si) => h("section", { class: "dsec" },
-      h("h2", { id: `sec-${si}` }, sec.title,
-        grades[sec.title] ? h("span", { class: `grade${grades[sec.title].ok ? "" : " over"}`,
-          title: "Reading grade (shown to you only)",
-          text: ` Reading grade ${grades[sec.title].grade} (target ${grades[sec.title].target})` }) : null),
-      sec.statements.length ? h("ol", { class: "statements" },
-        sec.statements.map((st) => statementItem(d, st, evById, editable))) :
-        h("p", { class: "hint", text: "Nothing in this section." }))));
-  }
-  if (!streaming) renderActions(d);
-  else $("#actions").replaceChildren();
 }
 
-function statementItem(d, st, evById, editable) {
+function renderBar(d, statementsNow, streaming, accepted) {
+  const progress = $("#bar-progress");
+  const buttons = $("#bar-buttons");
+  const links = $("#flag-links");
+  const open = statementsNow.filter(isOpenFlag);
+  if (streaming) {
+    progress.replaceChildren();
+    links.replaceChildren();
+    buttons.replaceChildren(h("button", { type: "button", class: "danger", id: "cancel-draft",
+      onclick: (e) => cancelDraft(d, e.currentTarget) }, "Cancel draft"));
+    $("#key-help").hidden = true;
+    return;
+  }
+  const reviewing = d.status === "draft";
+  $("#key-help").hidden = !reviewing;
+  if (!reviewing) { progress.replaceChildren(); links.replaceChildren(); buttons.replaceChildren(); $("#bar-forms").replaceChildren(); return; }
+  const done = statementsNow.filter((st) => isReviewed(d, st, accepted)).length;
+  progress.replaceChildren(
+    h("span", { id: "review-progress", text: `Reviewed ${done} of ${statementsNow.length}` }),
+    h("progress", { max: statementsNow.length || 1, value: done, "aria-labelledby": "review-progress" }));
+  links.replaceChildren(...(open.length ? [
+    h("span", { class: "flag-count", text: `${open.length} open flag${open.length === 1 ? "" : "s"}:` }),
+    ...open.map((st, i) => h("a", { href: `#st-${st.id}`, class: `flag-link v-${st.verdict}`, "data-statement": st.id,
+      onclick: (e) => { e.preventDefault(); goToStatement(st.id); } },
+      `${i + 1}. ${VERDICT_WORDS[st.verdict] || st.verdict}: ${st.text.length > 48 ? `${st.text.slice(0, 46)}…` : st.text}`)),
+  ] : [h("span", { class: "flag-count none", text: "No open flags." })]));
+  const sign = h("button", { type: "button", id: "sign", "aria-disabled": open.length ? "true" : null,
+    "aria-describedby": "sign-help", onclick: () => startSign(d) }, "Sign…");
+  const rejectBtn = h("button", { type: "button", class: "secondary", id: "reject", "aria-expanded": "false",
+    "aria-controls": "reject-form", onclick: () => openReject(d, rejectBtn) }, "Reject…");
+  buttons.replaceChildren(sign, rejectBtn,
+    h("span", { id: "sign-help", class: "sr-only", text: open.length
+      ? `Sign is off until you review ${open.length} flagged statement${open.length === 1 ? "" : "s"}; pressing it goes to the first.`
+      : "Signing shows what will be filed, then files it in the chart under your name." }));
+}
+
+function goToStatement(id) {
+  const li = $(`#st-${CSS.escape(id)}`);
+  if (!li) return;
+  li.scrollIntoView({ block: "center" });
+  li.focus({ preventScroll: true });
+}
+function focusStatement(id) { goToStatement(id); }
+function currentStatement() {
+  const a = document.activeElement;
+  const li = a && a.closest && a.closest("#draft li.stmt");
+  return li || (state.current && $(`#st-${CSS.escape(state.current)}`)) || null;
+}
+function findStatement(d, id) { return allStatements(d).find((s) => s.id === id); }
+
+function statementItem(d, st, evById, editable, accepted) {
   const flagged = st.flagged;
   const open = flagged && !st.acknowledged;
-  const reasons = (st.results || []).filter((r) => r.verdict !== "supported").map((r) => plainReason(r));
+  const reviewed = isReviewed(d, st, accepted);
   const chips = h("span", { class: "chips" }, (st.citations || []).map((cid, i) => {
     const ev = evById[cid];
     const label = ev ? ev.title : cid;
@@ -475,20 +606,42 @@ function statementItem(d, st, evById, editable) {
       "aria-label": `Source ${i + 1}: ${label}`, title: label,
       onclick: (e) => openPanel(cid, st, e.currentTarget) }, `[${i + 1}] ${shortLabel(ev, cid)}`);
   }));
-  const li = h("li", { class: `stmt${open ? " flag" : ""}${flagged && st.acknowledged ? " acked" : ""}`, id: `st-${st.id}`, "data-verdict": st.verdict },
-    h("p", { class: "stext" }, h("span", { class: "text", text: st.text }), " ", chips),
+  const [originWord, originWhy] = ORIGIN_WORDS[st.origin] ||
+    (d.mode === "constrained" ? ["model rewrite", "A language model rewrote a composed sentence in plain words; it was checked again."]
+      : ["model-written", "Written by the language model, then checked against its sources."]);
+  const short = st.text.slice(0, 60);
+  const li = h("li", { class: `stmt${open ? " flag" : ""}${flagged && st.acknowledged ? " acked" : ""}${reviewed ? " reviewed" : ""}`,
+    id: `st-${st.id}`, "data-verdict": st.verdict, "data-origin": st.origin, tabindex: "-1",
+    "aria-label": `${open ? "Flagged: " : ""}${st.text}`,
+    onfocusin: () => { state.current = st.id; } },
+    h("p", { class: "stext" }, h("span", { class: "text", text: st.text }), " ", chips, " ",
+      h("span", { class: `origin o-${st.origin}`, title: originWhy, text: originWord }),
+      reviewed && !flagged ? h("span", { class: "ok-mark", text: " ✓", "aria-label": "accepted" }) : null,
+      editable ? h("span", { class: `st-actions${open ? " shown" : ""}` },
+        !flagged && !reviewed ? h("button", { type: "button", class: "secondary small", "aria-label": `Accept statement: ${short}`,
+          onclick: () => acceptStatement(d, st.id) }, "Accept") : null,
+        h("button", { type: "button", class: "secondary small", "aria-label": `Edit statement: ${short}`, onclick: () => editStatement(d, st, li) }, "Edit"),
+        h("button", { type: "button", class: "secondary small", "aria-label": `Remove statement: ${short}`, onclick: () => removeStatement(d, st) }, "Remove"),
+        open ? h("button", { type: "button", class: "small", "aria-label": `Acknowledge flag: ${short}`,
+          onclick: () => ackStatement(d, st, li) }, "Acknowledge") : null) : null),
     flagged ? h("div", { class: "why" },
       h("span", { class: `badge ${st.verdict}`, text: st.acknowledged ? `Acknowledged: ${VERDICT_WORDS[st.verdict]}` : `⚠ ${VERDICT_WORDS[st.verdict] || st.verdict}` }),
-      h("ul", { class: "reasons" }, reasons.map((r) => h("li", { text: r }))),
+      h("ul", { class: "reasons" }, (st.results || []).filter((r) => r.verdict !== "supported").map((r) => {
+        const cid = flagSource(st, r);
+        return h("li", {}, cid
+          ? h("button", { type: "button", class: "link reason-link", "data-cite": cid,
+            title: "Open the source this flag is about",
+            onclick: (e) => openPanel(cid, st, e.currentTarget, r) }, plainReason(r))
+          : h("span", { text: plainReason(r) }));
+      })),
       st.acknowledged && st.acknowledgement_note ? h("p", { class: "hint", text: `Your note: ${st.acknowledgement_note}` }) : null) : null,
-    st.origin === "clinician" ? h("span", { class: "edited", text: "edited by clinician" }) : null);
-  if (editable) {
-    li.append(h("div", { class: "st-actions" },
-      h("button", { type: "button", class: "secondary small", "aria-label": `Edit statement: ${st.text.slice(0, 60)}`, onclick: () => editStatement(d, st, li) }, "Edit"),
-      h("button", { type: "button", class: "secondary small", "aria-label": `Remove statement: ${st.text.slice(0, 60)}`, onclick: () => removeStatement(d, st) }, "Remove"),
-      open ? h("button", { type: "button", class: "small", "aria-label": `Acknowledge flag: ${st.text.slice(0, 60)}`, onclick: () => ackStatement(d, st, li) }, "Acknowledge") : null));
-  }
+    h("div", { class: "st-forms" }));
   return li;
+}
+/* The source a flag is about: the first cited source the check named, else the first citation. */
+function flagSource(st, r) {
+  const ids = (r && r.evidence_ids) || [];
+  return ids.find((c) => (st.citations || []).includes(c)) || ids[0] || (st.citations || [])[0] || null;
 }
 function shortLabel(ev, cid) {
   if (!ev) return cid.startsWith("kb:") ? "guide" : cid.split("/")[0];
@@ -499,6 +652,37 @@ function plainReason(r) {
   const what = { citation: "Citation", support: "Source check", contradiction: "Chart conflict",
     injection: "Suspicious source text", phi: "Identifier check" }[r.check] || r.check;
   return `${what}: ${r.reason || VERDICT_WORDS[r.verdict]}`;
+}
+
+/* ---------- accept, edit, remove (with undo), acknowledge ----------------------------------- */
+function nextStatementId(d, id, step) {
+  const ids = visibleSections(d).flatMap((s) => s.statements).map((s) => s.id);
+  const i = ids.indexOf(id);
+  if (i < 0) return ids[0] || null;
+  return ids[i + step] || null;
+}
+function acceptStatement(d, id) {
+  const ids = acceptedIds(d);
+  ids.add(id);
+  saveAccepted(d, ids);
+  renderDraft(d, false);
+  const next = nextStatementId(d, id, 1);
+  goToStatement(next || id);
+  announce("Accepted.");
+}
+function acceptSection(d, si) {
+  const sec = visibleSections(d)[si];
+  if (!sec) return;
+  const ids = acceptedIds(d);
+  const todo = sec.statements.filter((st) => !st.flagged);
+  todo.forEach((st) => ids.add(st.id));
+  saveAccepted(d, ids);
+  renderDraft(d, false);
+  const flagsLeft = sec.statements.filter(isOpenFlag).length;
+  announce(`Section ${sec.title} accepted: ${todo.length} statements.${flagsLeft ? ` ${flagsLeft} flag${flagsLeft === 1 ? "" : "s"} in it still open.` : ""}`);
+  const nextSec = visibleSections(d).slice(si + 1).find((s) => s.statements.length);
+  if (nextSec) goToStatement(nextSec.statements[0].id);
+  else { const b = $("#sign"); if (b) b.focus(); }
 }
 
 async function patchDraft(d, edits, doneMsg) {
@@ -522,23 +706,76 @@ function editStatement(d, st, li) {
       const s = x.sections.flatMap((q) => q.statements).find((q) => q.id === st.id);
       return s ? `Re-checked: ${VERDICT_WORDS[s.verdict]}.` : "Saved.";
     });
-    const again = nd && $(`#st-${CSS.escape(st.id)} .st-actions button`);
+    const again = nd && $(`#st-${CSS.escape(st.id)} .st-actions button[aria-label^="Edit"]`);
     if (again) again.focus();
   } },
     h("label", { for: id }, "Edit the statement (it is checked again when you save)"), box,
     h("div", { class: "row" }, h("button", { type: "submit" }, "Save and re-check"),
       h("button", { type: "button", class: "secondary", onclick: () => { renderDraft(state.draft, false); focusStatement(st.id); } }, "Cancel")));
-  li.querySelector(".st-actions").replaceWith(form);
+  li.querySelector(".st-forms").replaceChildren(form);
   box.focus();
 }
-function focusStatement(id) {
-  const b = $(`#st-${CSS.escape(id)} .st-actions button`);
-  if (b) b.focus();
+function showToast(text, actionLabel, onAction) {
+  const t = $("#toast");
+  if (!t) return;
+  t.replaceChildren(h("span", { text }), actionLabel ? h("button", { type: "button", class: "secondary small", id: "toast-action",
+    onclick: onAction }, actionLabel) : null);
+  t.classList.add("shown");
 }
-async function removeStatement(d, st) {
-  if (!confirm(`Remove this statement?\n\n${st.text}`)) return;
-  await patchDraft(d, [{ statement_id: st.id, remove: true }], () => "Statement removed.");
-  const h1 = $("#draft-title"); if (h1) h1.focus();
+function hideToast() {
+  const t = $("#toast");
+  if (t) { t.classList.remove("shown"); t.replaceChildren(); }
+}
+/* Remove hides the statement at once and offers Undo; the edit is sent when the undo time is
+   up, or before anything else changes the draft (another removal, signing, leaving the page). */
+function removeStatement(d, st) {
+  flushRemoval();
+  const next = nextStatementId(d, st.id, 1) || nextStatementId(d, st.id, -1);
+  state.pendingRemoval = { draftId: d.id, st, timer: setTimeout(() => flushRemoval(), undoMs()) };
+  renderDraft(state.draft, false);
+  const short = st.text.length > 60 ? `${st.text.slice(0, 58)}…` : st.text;
+  showToast(`Removed: “${short}”`, "Undo", () => undoRemoval());
+  if (next) goToStatement(next);
+}
+function undoRemoval() {
+  const p = state.pendingRemoval;
+  if (!p) return;
+  clearTimeout(p.timer);
+  state.pendingRemoval = null;
+  hideToast();
+  if (state.draft && state.draft.id === p.draftId) { renderDraft(state.draft, false); goToStatement(p.st.id); }
+  announce("Statement restored.");
+}
+async function flushRemoval() {
+  const p = state.pendingRemoval;
+  if (!p) return null;
+  clearTimeout(p.timer);
+  state.pendingRemoval = null;
+  hideToast();
+  const keep = document.activeElement && document.activeElement.closest && document.activeElement.closest("li.stmt");
+  const keepId = keep && keep.id;
+  if (state.draft && state.draft.id === p.draftId && $("#draft")) {
+    const nd = await patchDraft(state.draft, [{ statement_id: p.st.id, remove: true }], () => "Statement removed.");
+    if (keepId && $(`#${CSS.escape(keepId)}`)) $(`#${CSS.escape(keepId)}`).focus({ preventScroll: true });
+    return nd;
+  }
+  return null;
+}
+function leaveRemoval() {
+  // Leaving the draft: the removal is sent as it is, nothing is re-rendered.
+  const p = state.pendingRemoval;
+  clearTimeout(p.timer);
+  state.pendingRemoval = null;
+  hideToast();
+  api("PATCH", `/v1/drafts/${p.draftId}`, { edits: [{ statement_id: p.st.id, remove: true }] }).catch(showError);
+}
+async function quickAcknowledge(d, st) {
+  try {
+    const nd = await api("POST", `/v1/drafts/${d.id}/acknowledge`, { statement_id: st.id, note: null });
+    state.draft = nd; renderDraft(nd, false);
+    announce(`Flag acknowledged. ${nd.open_flags.length} open flag${nd.open_flags.length === 1 ? "" : "s"} left.`);
+    goToStatement(st.id);
+  } catch (err) { showError(err); }
 }
 function ackStatement(d, st, li) {
   const id = `ack-${st.id}`;
@@ -555,44 +792,152 @@ function ackStatement(d, st, li) {
     h("label", { for: id }, "Why is this statement acceptable as written? (note, optional)"), note,
     h("div", { class: "row" }, h("button", { type: "submit" }, "Acknowledge flag"),
       h("button", { type: "button", class: "secondary", onclick: () => { renderDraft(state.draft, false); focusStatement(st.id); } }, "Cancel")));
-  li.querySelector(".st-actions").replaceWith(form);
+  li.querySelector(".st-forms").replaceChildren(form);
   note.focus();
 }
+async function cancelDraft(d, btn) {
+  btn.disabled = true; btn.textContent = "Cancelling…";
+  try {
+    await api("POST", `/v1/drafts/${d.id}/cancel`);
+    announce("Draft cancelled.");
+  } catch (err) { showError(err); btn.disabled = false; btn.textContent = "Cancel draft"; }
+}
+
+/* ---------- keyboard shortcuts -------------------------------------------------------------- */
+function showKeys() {
+  let dlg = $("#keys-dialog");
+  if (!dlg) {
+    dlg = h("dialog", { id: "keys-dialog", "aria-labelledby": "keys-title" },
+      h("h2", { id: "keys-title", text: "Keyboard shortcuts" }),
+      h("p", { class: "hint", text: "They work anywhere on the draft except while you type in a field." }),
+      h("dl", { class: "keys-list" }, KEYS.map(([k, what]) => [h("dt", {}, h("kbd", { text: k })), h("dd", { text: what })])),
+      h("button", { type: "button", onclick: () => dlg.close() }, "Close"));
+    document.body.append(dlg);
+  }
+  if (!dlg.open) dlg.showModal();
+}
+function moveFlag(d, step) {
+  const open = visibleSections(d).flatMap((s) => s.statements).filter(isOpenFlag);
+  if (!open.length) { announce("No open flags."); return; }
+  const cur = currentStatement();
+  const ids = visibleSections(d).flatMap((s) => s.statements).map((s) => s.id);
+  const at = cur ? ids.indexOf(cur.id.slice(3)) : (step > 0 ? -1 : ids.length);
+  const order = step > 0 ? open : [...open].reverse();
+  const next = order.find((st) => (step > 0 ? ids.indexOf(st.id) > at : ids.indexOf(st.id) < at)) || order[0];
+  goToStatement(next.id);
+}
+function moveStatement(d, step) {
+  const cur = currentStatement();
+  const id = cur ? nextStatementId(d, cur.id.slice(3), step) : nextStatementId(d, null, 1);
+  if (id) goToStatement(id);
+}
+document.addEventListener("keydown", (e) => {
+  if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey) return;
+  const t = e.target;
+  // Never while typing, and not over an open dialog.
+  if (t && t.closest && t.closest("input, textarea, select, [contenteditable=''], [contenteditable=true], dialog")) return;
+  const d = state.draft;
+  if (!d || !$("#draft") || d.status !== "draft" || state.abort) return;
+  const cur = currentStatement();
+  const st = cur && findStatement(d, cur.id.slice(3));
+  const run = {
+    n: () => moveFlag(d, 1), p: () => moveFlag(d, -1), j: () => moveStatement(d, 1), k: () => moveStatement(d, -1),
+    a: () => st && (isOpenFlag(st) ? quickAcknowledge(d, st) : acceptStatement(d, st.id)),
+    A: () => { const sec = cur && cur.closest(".dsec"); if (sec) acceptSection(d, Number(sec.dataset.section)); },
+    e: () => st && editStatement(d, st, cur),
+    x: () => st && removeStatement(d, st),
+    o: () => {
+      if (!st) return;
+      const r = isOpenFlag(st) ? (st.results || []).find((q) => q.verdict !== "supported") : null;
+      const cid = r ? flagSource(st, r) : (st.citations || [])[0];
+      if (cid) openPanel(cid, st, cur, r); else announce("This statement cites no source.");
+    },
+    s: () => { const b = $("#sign"); if (b) b.click(); },
+    "?": () => showKeys(),
+  }[e.key];
+  if (!run) return;
+  e.preventDefault();
+  run();
+});
 
 /* ---------- sign, reject, feedback ---------------------------------------------------------- */
+async function startSign(d) {
+  const open = visibleSections(state.draft).flatMap((s) => s.statements).filter(isOpenFlag);
+  if (open.length) {
+    // A disabled Sign leads to what stands in its way.
+    announce(`Sign is off: ${open.length} open flag${open.length === 1 ? "" : "s"}. Showing the first.`);
+    goToStatement(open[0].id);
+    return;
+  }
+  if (state.pendingRemoval) await flushRemoval();
+  signDialog(state.draft);
+}
+function signDialog(d) {
+  const old = $("#sign-dialog");
+  if (old) old.remove();
+  const stmts = allStatements(d);
+  const acked = stmts.filter((st) => st.flagged && st.acknowledged);
+  const needReason = acked.filter((st) => st.verdict === "contradicted" && !(st.acknowledgement_note || "").trim());
+  const where = state.config.writeback ? "files it in the chart (a DocumentReference and its Provenance)"
+    : "keeps it here as signed (filing to the chart is not configured on this server)";
+  const reason = needReason.length ? h("input", { type: "text", id: "sign-reason", autocomplete: "off", "aria-required": "true",
+    "aria-describedby": "sign-reason-help" }) : null;
+  const err = h("p", { class: "dialog-error", id: "sign-error", role: "alert" });
+  const confirmBtn = h("button", { type: "submit", id: "sign-confirm" }, "Sign and file");
+  const dlg = h("dialog", { id: "sign-dialog", class: "sign-dialog", "aria-labelledby": "sign-title" },
+    h("form", { onsubmit: async (e) => {
+      e.preventDefault();
+      const why = reason ? reason.value.trim() : "";
+      if (reason && !why) { err.textContent = "Give a reason: it is filed with each acknowledged contradiction."; reason.focus(); return; }
+      confirmBtn.disabled = true;
+      try {
+        const body = needReason.length ? { acknowledge: needReason.map((st) => st.id), note: why } : {};
+        const nd = await api("POST", `/v1/drafts/${d.id}/sign`, body);
+        dlg.close(); dlg.remove();
+        state.draft = nd; renderDraft(nd, false); announce("Signed.");
+        focusHeading(); pollWriteback(nd.id);
+      } catch (x) { err.textContent = (x.problem && `${x.problem.title}: ${x.problem.detail}`) || x.message; confirmBtn.disabled = false; }
+    } },
+      h("h2", { id: "sign-title", text: `Sign ${docLabel(d.doc_type).toLowerCase()}` }),
+      h("p", { id: "sign-summary", text: `For ${(state.patient && state.patient.name) || d.patient_id}: ${stmts.length} statements in ` +
+        `${d.sections.filter((s) => s.statements.length).length} sections. Signing ${where} under your name.` }),
+      acked.length ? h("div", { id: "sign-acked" },
+        h("h3", { text: `Filed with ${acked.length} acknowledged flag${acked.length === 1 ? "" : "s"}` }),
+        h("ul", { class: "sign-flags" }, acked.map((st) => h("li", {},
+          h("strong", { text: `${VERDICT_WORDS[st.verdict]}: ` }), h("span", { text: st.text }),
+          (st.acknowledgement_note || "").trim() ? h("span", { class: "hint", text: ` — your note: ${st.acknowledgement_note}` }) : null)))) : null,
+      reason ? h("div", {},
+        h("label", { for: "sign-reason" }, `Why sign with ${needReason.length === 1 ? "this contradiction" : "these contradictions"}? (required)`),
+        reason, h("p", { id: "sign-reason-help", class: "hint", text: "Filed as your note on each contradiction listed above that has none." })) : null,
+      err,
+      h("div", { class: "row" }, confirmBtn,
+        h("button", { type: "button", class: "secondary", onclick: () => { dlg.close(); } }, "Go back"))));
+  dlg.addEventListener("close", () => { const b = $("#sign"); if (b) b.focus(); setTimeout(() => dlg.remove(), 0); });
+  document.body.append(dlg);
+  dlg.showModal();
+  (reason || confirmBtn).focus();
+}
+function openReject(d, rejectBtn) {
+  const reason = h("textarea", { id: "reject-reason", rows: 2 });
+  const rejectForm = h("form", { class: "inline-form", id: "reject-form", onsubmit: async (e) => {
+    e.preventDefault();
+    if (!reason.value.trim()) { showError("Say why you reject this draft."); reason.focus(); return; }
+    try {
+      const nd = await api("POST", `/v1/drafts/${d.id}/reject`, { reason: reason.value.trim() });
+      state.draft = nd; renderDraft(nd, false); announce("Rejected."); focusHeading();
+    } catch (err) { showError(err); }
+  } }, h("label", { for: "reject-reason" }, "Reason for rejecting (required)"), reason,
+    h("div", { class: "row" }, h("button", { type: "submit", class: "danger" }, "Reject draft"),
+      h("button", { type: "button", class: "secondary", onclick: () => {
+        $("#bar-forms").replaceChildren(); rejectBtn.setAttribute("aria-expanded", "false"); rejectBtn.focus();
+      } }, "Cancel")));
+  $("#bar-forms").replaceChildren(rejectForm);
+  rejectBtn.setAttribute("aria-expanded", "true");
+  reason.focus();
+}
 function renderActions(d) {
   const box = $("#actions");
   const parts = [];
-  if (d.status === "draft") {
-    const open = d.open_flags.length;
-    const sign = h("button", { type: "button", id: "sign", disabled: open > 0, "aria-describedby": "sign-help",
-      onclick: async () => {
-        sign.disabled = true;
-        try {
-          const nd = await api("POST", `/v1/drafts/${d.id}/sign`, {});
-          state.draft = nd; renderDraft(nd, false); announce("Signed.");
-          focusHeading(); pollWriteback(nd.id);
-        } catch (err) { showError(err); sign.disabled = false; }
-      } }, "Sign");
-    const help = h("p", { id: "sign-help", class: "hint", text: open
-      ? `Sign is off until you review ${open} flagged statement${open === 1 ? "" : "s"}: edit, remove or acknowledge each.`
-      : "Signing files this document in the chart under your name." });
-    const reason = h("textarea", { id: "reject-reason", rows: 2 });
-    const rejectForm = h("form", { class: "inline-form", id: "reject-form", hidden: true, onsubmit: async (e) => {
-      e.preventDefault();
-      if (!reason.value.trim()) { showError("Say why you reject this draft."); reason.focus(); return; }
-      try {
-        const nd = await api("POST", `/v1/drafts/${d.id}/reject`, { reason: reason.value.trim() });
-        state.draft = nd; renderDraft(nd, false); announce("Rejected."); focusHeading();
-      } catch (err) { showError(err); }
-    } }, h("label", { for: "reject-reason" }, "Reason for rejecting (required)"), reason,
-      h("div", { class: "row" }, h("button", { type: "submit", class: "danger" }, "Reject draft"),
-        h("button", { type: "button", class: "secondary", onclick: () => { rejectForm.hidden = true; rejectBtn.focus(); } }, "Cancel")));
-    const rejectBtn = h("button", { type: "button", class: "secondary", id: "reject", "aria-expanded": "false",
-      onclick: () => { rejectForm.hidden = false; rejectBtn.setAttribute("aria-expanded", "true"); reason.focus(); } }, "Reject…");
-    parts.push(h("div", { class: "card sign-bar" }, h("h2", { text: "Sign or reject" }),
-      h("div", { class: "row" }, sign, rejectBtn), help, rejectForm));
-  }
   if (d.doc_type === "discharge-instructions" && ["draft", "signed"].includes(d.status)) {
     parts.push(h("p", {}, h("a", { href: `/ui/drafts/${d.id}/print`, "data-nav": true, id: "print-link", class: "button-like" }, "Patient print view")));
   }
@@ -647,20 +992,31 @@ async function pollWriteback(id) {
 }
 
 /* ---------- the citation panel -------------------------------------------------------------- */
-function highlightInto(el, text, statement) {
-  // Words of the statement (4+ letters, or any number) found in the source get <mark>.
-  const words = Array.from(new Set((statement.match(/[A-Za-z]{4,}|\d+(?:\.\d+)?/g) || []).map((w) => w.toLowerCase())));
-  if (!words.length) { el.textContent = text; return 0; }
-  const re = new RegExp(`\\b(${words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})\\b`, "gi");
-  let last = 0; let n = 0;
-  for (const m of text.matchAll(re)) {
-    el.append(text.slice(last, m.index), h("mark", { text: m[0] }));
-    last = m.index + m[0].length; n++;
-  }
-  el.append(text.slice(last));
-  return n;
+/* The passage of the source a statement (or a flag) is about: the source's sentences or lines are
+   scored by the words and numbers they share with the statement and the flag's reason, and the
+   best one is marked whole, so the reader sees the passage, not scattered words. */
+function passageWords(s) {
+  return new Set((s.toLowerCase().match(/[a-z]{4,}|\d+(?:\.\d+)?/g) || []));
 }
-async function openPanel(cid, st, opener) {
+function highlightInto(el, text, statement, reason) {
+  const parts = text.split(/(?<=[.;:!?])\s+|\n+/).filter((p) => p.trim());
+  const want = passageWords(`${statement} ${reason || ""}`);
+  let best = null; let bestScore = 0;
+  for (const p of parts) {
+    let score = 0;
+    for (const w of passageWords(p)) if (want.has(w)) score += /\d/.test(w) ? 2 : 1;
+    if (score > bestScore) { best = p; bestScore = score; }
+  }
+  if (!best || parts.length < 2 && bestScore < 2) {
+    // One short record (a medication order, a lab value): the whole text is the passage.
+    if (best && bestScore) { el.append(h("mark", { class: "passage", id: "passage", text })); return 1; }
+    el.textContent = text; return 0;
+  }
+  const at = text.indexOf(best);
+  el.append(text.slice(0, at), h("mark", { class: "passage", id: "passage", text: best }), text.slice(at + best.length));
+  return 1;
+}
+async function openPanel(cid, st, opener, flag) {
   const panel = $("#panel");
   state.panelReturn = opener;
   panel.hidden = false;
@@ -674,7 +1030,7 @@ async function openPanel(cid, st, opener) {
   }
   const ev = data.evidence;
   const textEl = h("blockquote", { class: "source-text", id: "source-text" });
-  const marks = highlightInto(textEl, ev.text, st.text);
+  const marks = highlightInto(textEl, ev.text, st.text, flag ? flag.reason : "");
   const raw = h("pre", { id: "raw-json", hidden: true, tabindex: "0", "aria-label": "Raw FHIR JSON" },
     JSON.stringify(data.resource, null, 2));
   const rawBtn = h("button", { type: "button", class: "secondary", "aria-expanded": "false", "aria-controls": "raw-json",
@@ -683,16 +1039,20 @@ async function openPanel(cid, st, opener) {
   const when = ev.date ? `${fmtDate(ev.date)} (${howOld(ev.date)})` : "No date recorded";
   panel.replaceChildren(panelClose(),
     h("h2", { id: "panel-title", tabindex: "-1", text: ev.title }),
+    flag ? h("div", { class: `panel-flag v-${flag.verdict}`, id: "panel-flag" },
+      h("strong", { text: `${VERDICT_WORDS[flag.verdict] || flag.verdict}: ` }), h("span", { text: flag.reason || "" })) : null,
     h("dl", { class: "meta" },
       h("dt", { text: "Kind" }), h("dd", { text: ev.kind === "knowledge" ? "Knowledge base (patient education / policy)" : ev.resource_type }),
       h("dt", { text: "Date" }), h("dd", { id: "source-date", text: when }),
       h("dt", { text: "Source id" }), h("dd", {}, h("code", { text: ev.id }))),
     h("h3", { text: "What it says" }), textEl,
-    marks ? h("p", { class: "hint", text: "Highlighted: words this statement shares with the source." }) : null,
+    marks ? h("p", { class: "hint", text: flag ? "Highlighted: the passage this flag is about." : "Highlighted: the passage this statement draws on." }) : null,
     h("h3", { text: "The statement" }), h("p", { class: "quoted", text: st.text }),
     data.resource ? h("div", {}, rawBtn, raw) : h("p", { class: "hint", text: "No FHIR resource: this is a knowledge-base passage." }));
   panel.setAttribute("aria-labelledby", "panel-title");
   $("#panel-title").focus();
+  const mark = $("#passage");
+  if (mark) mark.scrollIntoView({ block: "nearest" });
 }
 function panelClose() {
   return h("button", { type: "button", class: "secondary close", id: "panel-close", onclick: () => closePanel(true) }, "Close source ✕");
