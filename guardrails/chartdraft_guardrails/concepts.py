@@ -253,6 +253,23 @@ def _only_negated(canon: str) -> frozenset[str]:
     return frozenset(neg - set(_TOKEN.findall(plain)) - lexicon.GENERIC_WORDS)
 
 
+@cache
+def _side_rx() -> re.Pattern[str]:
+    words = sorted(
+        terminology.body_sites() | {"side", "sided", "lower", "upper", "eye", "ear", "lobe"},
+        key=len,
+        reverse=True,
+    )
+    return re.compile(
+        r"\b(left|right)(?:-sided)?\s+(?:[a-z\-]+\s+){0,2}?(?:" + "|".join(words) + r")s?\b"
+    )
+
+
+def _stated_sides(canon: str) -> set[str]:
+    """Sides said of a body part ("left knee", "right lower lobe"); "she left" is no side."""
+    return {m.group(1) for m in _side_rx().finditer(canon)}
+
+
 def _where_names(cited: list[EvidenceFacts]) -> str:
     titles = []
     for c in cited:
@@ -310,9 +327,10 @@ def check_terms(
                 f"'{m.term}' is not what {where} records" + (f" ({shown})" if shown else ""),
             )
         )
+    stated_sides = _stated_sides(canon)
     for side in _SIDES:
         other = _SIDES[1 - _SIDES.index(side)]
-        said = side in facts.canon.split() and side not in negated
+        said = side in stated_sides and side not in negated
         if said and other in tokens and side not in tokens:
             out.append(("unsupported", f"side '{side}' differs from {where} ({other})"))
     # what the record rules out, stated as present: "with a brief loss of consciousness"

@@ -126,6 +126,7 @@ SUPPORTED = [
     # the symptom of an as-needed order that records none; a time anchor to another event
     ("Take ibuprofen 200 mg as needed for pain or headache.", ["MedicationRequest/ibu"]),
     ("Warfarin was started after her stroke.", ["MedicationRequest/warf"]),
+    ("He left after the right knee X-ray.", ["Procedure/xr"]),  # "left" the verb is no side
 ]
 
 
