@@ -346,7 +346,12 @@ def check_contradiction(
         idx.smoking,
         lambda terms, c: _matches_concept(terms, c, vocab),
     ):
-        if not set(ids) <= flagged:
+        if reason.startswith("unsupported: "):
+            why = reason[len("unsupported: ") :]
+            out.append(
+                CheckResult(check="denial", verdict="unsupported", reason=why, evidence_ids=ids)
+            )
+        elif not set(ids) <= flagged:
             flag(reason, ids)
     return out
 

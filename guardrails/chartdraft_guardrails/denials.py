@@ -89,7 +89,8 @@ def check_denials(
     smoking: list[EvidenceFacts],
     matches: Callable[[set[str], EvidenceFacts], bool],
 ) -> list[tuple[str, list[str]]]:
-    """(reason, evidence ids) for each record that refutes the statement's denial.
+    """(reason, evidence ids) for each record that refutes the statement's denial; a reason
+    starting "unsupported: " is a citation that neither backs nor refutes it.
 
     ``matches(terms, condition)``: does the statement's denied concept name this condition.
     """
@@ -128,7 +129,14 @@ def check_denials(
             continue
         if any(stem_match(t, c.tokens) for t in affirmed):
             continue  # "no asthma now; her bronchitis ..." affirms something the record says
+        if facts.drugs and c.drugs and not set(facts.drugs) & c.drugs:
+            continue  # "never needed insulin" citing the metformin order: about another drug
         title, status = c.evidence.title, c.status or "no status"
+        if neg_terms and not any(stem_match(t, c.tokens) for t in neg_terms):
+            # it denies something else: the citation cannot back the denial, nor refute it
+            out.append((f"unsupported: denies {what} {', '.join(sorted(neg_terms))}, but cites "
+                        f"{c.evidence.id} ({title})", [c.evidence.id]))  # fmt: skip
+            continue
         out.append((f"denies {what} it, but the cited {c.evidence.id} records {title} "
                     f"({status})", [c.evidence.id]))  # fmt: skip
     return out
