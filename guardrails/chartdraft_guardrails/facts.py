@@ -91,7 +91,7 @@ _ACTIVE_CLAIM = re.compile(
     r"\b(?:(?:is|are|remains?|still|listed as|marked)\s+(?:still\s+)?active|active (?:problem|"
     r"condition|diagnosis|medication|order|prescription|allergy)|currently (?:takes|taking|on|has|"
     r"uses|using|prescribed)|continues? (?:to take|taking|on)|still (?:takes|taking|on|has)|"
-    r"still (?:healing|recovering|being treated)|"
+    r"still (?:healing|recovering|being treated)|(?:remains?|stays?) on|"
     # "an active wheat allergy", "her active knee problem"
     r"(?:an|her|his|their|your|the) active (?:[a-z\-]+ ){0,3}(?:problem|condition|diagnosis|"
     r"allergy|infection|disease|disorder|injury|order|prescription|medication)|"

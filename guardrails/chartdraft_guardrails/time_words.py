@@ -94,8 +94,16 @@ def _patterns() -> list[tuple[str, re.Pattern[str]]]:
         ("md", r"\b(?:on|by|from|since|until|till|to|through|before|after|of)\s+(?:the\s+)?"
          + _MON + r"\s+(?P<d>[0-3]?\d)(?:st|nd|rd|th)?\b(?!,?\s*(?:19|20)\d\d)"
          r"(?!\s*(?:mg|mcg|g|ml|units?|%|tablets?|capsules?|puffs?|drops?)\b)"),
+        # "from 27 July to 10 August 2017", "on 28 March": day and month, no year
+        ("md", r"\b(?:on|by|from|since|until|till|to|through|before|after)\s+(?:the\s+)?"
+         r"(?P<d>[0-3]?\d)(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MON
+         + r"(?!\.?,?\s*(?:of\s+)?(?:19|20)\d\d)\b"),
         ("from_month", r"\b(?:from|between)\s+(?:early |mid-?|late )?" + _MON
          + r"\s+(?=(?:to|through|until|till|and|-)\s)"),
+        # "in mid-March", "by late May" with no year: the month is still checked
+        ("month", r"\b(?:in|during|since|by|until|through)\s+(?:(?:the\s+)?(?:early|mid|late|"
+         r"beginning|start|end|middle)(?:-|\s+of\s+|\s+))?" + _MON
+         + r"(?!\s*(?:\d|of\s+(?:19|20)\d\d))\b"),
     ]
     return [(kind, re.compile(rx, re.I)) for kind, rx in rows]
 
@@ -120,6 +128,7 @@ _CUES: dict[str, tuple[str, ...]] = {
     "md_range": _MONTH_CUES,
     "md": _MONTH_CUES,
     "from_month": ("from", "between"),
+    "month": _MONTH_CUES,
 }  # fmt: skip
 
 
@@ -194,7 +203,7 @@ def _fact(kind: str, m: re.Match[str], t: dict[str, Any]) -> DateFact | None:
         if not 1 <= d <= 31:
             return None
         return DateFact(0, mon, d, text, span)
-    if kind == "from_month":
+    if kind in ("from_month", "month"):
         return DateFact(0, MONTHS[g["mon"].rstrip(".")], None, text, span)
     return None
 

@@ -83,6 +83,7 @@ FLAG = [
     ("She has never broken a bone.", ["Condition/frac"], "contradicted"),
     ("She has no ongoing medical problems.", ["Condition/asthma"], "contradicted"),
     ("She has never smoked.", ["Observation/smoke"], "contradicted"),
+    ("She denies any prior surgical history.", ["Procedure/appy"], "contradicted"),
     # a denial citing a record of something else: the citation cannot back it
     ("She has no history of stroke.", ["Condition/asthma"], "unsupported"),
     ("She has no known allergies.", ["Condition/asthma"], "contradicted"),

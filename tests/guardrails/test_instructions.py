@@ -57,6 +57,8 @@ FLAG = [
      "empty stomach"),
     ("Take atorvastatin 40 mg every morning.", "MedicationRequest/ator", "morning"),
     ("Take alendronate 70 mg once a week at bedtime.", "MedicationRequest/alen", "bedtime"),
+    ("Take lisinopril 10 mg, then a second dose after five minutes.", "MedicationRequest/lis",
+     "second dose"),
     # a wrong frequency stays flagged (support check)
     ("Take lisinopril 10 mg twice daily.", "MedicationRequest/lis", "frequency"),
 ]

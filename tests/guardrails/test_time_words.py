@@ -67,6 +67,7 @@ PASS = [
     ("She was in the hospital from November 18 to November 20, 2020.", ["Encounter/adm"]),
     ("She was in the hospital from November 18 to 20, 2020.", ["Encounter/adm"]),
     ("She was admitted on November 18.", ["Encounter/adm"]),
+    ("She injured her knee ligament in late March; it had healed by late May.", ["Condition/acl"]),
 ]
 
 FLAG = [
@@ -81,6 +82,7 @@ FLAG = [
     ("She was diagnosed with knee osteoarthritis in her fifties.", ["Condition/oa"]),
     ("She had acne in her twenties.", ["Condition/teen"]),
     ("She was admitted on November 21.", ["Encounter/adm"]),
+    ("She injured her knee ligament in mid-September.", ["Condition/acl"]),
     ("She was in the hospital from November 17 to 20, 2020.", ["Encounter/adm"]),
 ]
 
@@ -125,6 +127,8 @@ def test_age_without_birth_date_is_not_verified() -> None:
         ("in his 40s", ["age 40-49"]),
         ("a 7-year-old boy", ["age 7"]),
         ("between 2013 and 2015", ["2013", "2015"]),
+        ("from 27 July to 10 August 2017", ["2017-07-27", "2017-08-10"]),
+        ("a week later on 28 March", ["--03-28"]),
     ],
 )
 def test_find_dates(text: str, iso: list[str]) -> None:
