@@ -387,7 +387,7 @@ async function viewDraft(draftId) {
       h("div", { id: "bar-buttons", class: "bar-buttons" })),
     h("nav", { id: "flag-links", class: "flag-links", "aria-label": "Open flags" }),
     h("p", { id: "key-help", class: "keys hint" }, "Keys: ",
-      KEYS.slice(0, -1).map(([k, what], i) => [i ? " · " : "", h("kbd", { text: k }), ` ${what}`]), " · ",
+      KEYS.slice(0, -1).flatMap(([k, what], i) => [i ? " · " : "", h("kbd", { text: k }), ` ${what}`]), " · ",
       h("button", { type: "button", class: "link", id: "keys-button", onclick: () => showKeys() }, "? all keys")),
     h("div", { id: "bar-forms" }));
   const layout = h("div", { class: "draft-layout" },
@@ -810,7 +810,7 @@ function showKeys() {
     dlg = h("dialog", { id: "keys-dialog", "aria-labelledby": "keys-title" },
       h("h2", { id: "keys-title", text: "Keyboard shortcuts" }),
       h("p", { class: "hint", text: "They work anywhere on the draft except while you type in a field." }),
-      h("dl", { class: "keys-list" }, KEYS.map(([k, what]) => [h("dt", {}, h("kbd", { text: k })), h("dd", { text: what })])),
+      h("dl", { class: "keys-list" }, KEYS.flatMap(([k, what]) => [h("dt", {}, h("kbd", { text: k })), h("dd", { text: what })])),
       h("button", { type: "button", onclick: () => dlg.close() }, "Close"));
     document.body.append(dlg);
   }
