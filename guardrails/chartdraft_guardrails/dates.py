@@ -80,8 +80,14 @@ class DateFact:
     span: tuple[int, int] = (0, 0)
     windows: tuple[tuple[date, date], ...] = ()
     age: tuple[int, int] | None = None
+    # "cleared up in about 10 days": a length of time in days (shortest, longest), checked
+    # against a cited resource's start and end (support.py)
+    duration: tuple[int, int] | None = None
 
     def iso(self) -> str:
+        if self.duration is not None:
+            lo, hi = self.duration
+            return f"{lo} days" if lo == hi else f"{lo}-{hi} days"
         if self.age is not None:
             lo, hi = self.age
             return f"age {lo}" if lo == hi else f"age {lo}-{hi}"
@@ -120,8 +126,8 @@ def find_dates(text: str, *, today: date | None = None) -> list[DateFact]:
     # approximate words first: "late March 2017" is one window, not "March 2017"; yearless
     # days ("on November 29") only where no full date was written
     approx = approximate_dates(text, [])
-    found: list[DateFact] = [f for f in approx if f.year or f.age]
-    yearless = [f for f in approx if not (f.year or f.age)]
+    found: list[DateFact] = [f for f in approx if f.year or f.age or f.duration]
+    yearless = [f for f in approx if not (f.year or f.age or f.duration)]
     taken: list[tuple[int, int]] = [f.span for f in found]
     for _kind, pat in _PATTERNS:
         for m in pat.finditer(text):
@@ -198,6 +204,8 @@ def supports(stated: DateFact, known: DateFact, birth: date | None = None) -> bo
     An approximate time is backed by a chart date inside its window; an age by a chart age that
     overlaps it, or by a chart date on which the patient (born ``birth``) had that age.
     """
+    if stated.duration is not None or known.duration is not None:
+        return False  # a length of time is checked against a start and an end, not a date
     if stated.age is not None:
         if known.age is not None:
             return known.age[0] <= stated.age[1] and stated.age[0] <= known.age[1]

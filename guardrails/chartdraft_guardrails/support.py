@@ -11,7 +11,7 @@ from datetime import date
 
 from chartdraft_guardrails.concepts import check_terms
 from chartdraft_guardrails.counts import count_problems
-from chartdraft_guardrails.dates import parse_iso
+from chartdraft_guardrails.dates import DateFact, parse_iso
 from chartdraft_guardrails.dates import supports as date_supports
 from chartdraft_guardrails.dose_arithmetic import dose_problems, stated_amounts
 from chartdraft_guardrails.facts import (
@@ -76,8 +76,11 @@ def check_support(
     unverified: list[str] = []
 
     known_dates = [d for c in cited for d in c.dates]
-    birth = birth_of(cited, birth_date)
+    birth = birth_of(cited, birth_date) if any(d.age for d in facts.dates) else None
     for d in facts.dates:
+        if d.duration is not None:
+            problems += duration_problems(d, cited, where)
+            continue
         if not any(date_supports(d, k, birth) for k in known_dates):
             if d.age is not None and birth is None and not any(k.age for k in known_dates):
                 unverified.append(f"{d.text!r} ({d.iso()}) could not be checked: no birth date")
@@ -198,6 +201,27 @@ def check_support(
         CheckResult(check="support", verdict="not_verified", reason=p, evidence_ids=ids)
         for p in unverified
     ]
+
+
+_SPANS = (("onset", "abatement"), ("start", "end"), ("performed", "performed_end"))
+
+
+def duration_problems(d: DateFact, cited: list[EvidenceFacts], where: str) -> list[str]:
+    """A stated length of time ("in about 10 days") against the cited start and end."""
+    assert d.duration is not None
+    lengths: list[int] = []
+    for c in cited:
+        for a, b in _SPANS:
+            pa, pb = parse_iso(c.evidence.data.get(a)), parse_iso(c.evidence.data.get(b))
+            if pa and pb and pa.month and pb.month and pa.day and pb.day:
+                lengths.append((date(pb.year, pb.month, pb.day)
+                                - date(pa.year, pa.month, pa.day)).days)  # fmt: skip
+    lo, hi = d.duration
+    if any(lo <= n <= hi for n in lengths):
+        return []
+    have = ", ".join(f"{n} days" for n in sorted(set(lengths))[:3])
+    return [f"{d.text!r} ({d.iso()}) is not how long {where} lasted"
+            + (f" (it lasted {have})" if have else " (it records no start and end)")]
 
 
 def birth_of(cited: list[EvidenceFacts], birth_date: str | None) -> date | None:

@@ -25,6 +25,10 @@ from retrieval.errors import BadInput
 _WHERE = "chartdraft_guardrails/data/time_words.yaml"
 _Y = r"(?P<y>(?:19|20)\d\d)"
 _PERSON = r"(?:he|she|they|you|i|we|the patient|patient)"
+_COUNT_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+                "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+                "fourteen": 14}  # fmt: skip
+_UNIT_DAYS = {"day": 1, "night": 1, "week": 7, "month": 30, "year": 365}
 _NUMBER_WORDS = {"twenties": 20, "thirties": 30, "forties": 40, "fifties": 50, "sixties": 60,
                  "seventies": 70, "eighties": 80, "nineties": 90}  # fmt: skip
 
@@ -63,6 +67,13 @@ def _patterns() -> list[tuple[str, re.Pattern[str]]]:
     pl = _alts(t.get("part_of_life_decade") or t["part_of_decade"])
     poss = r"(?:his|her|their|your|my|the patient's)"
     rows: list[tuple[str, str]] = [
+        # "cleared up in about 10 days", "went home after two nights in the hospital": how long
+        # something lasted (an instruction's "for 10 days" is instructions.py's)
+        ("duration", r"\b(?:cleared(?: up)?|resolved|healed|lasted|recovered|went home|"
+         r"discharged|stayed|improved|got better)\b[^.;]{0,40}?\b(?:in|after|within|over|for)\s+"
+         r"(?P<approx>about |around |roughly |approximately |nearly |almost |just over |"
+         r"just under )?"
+         r"(?P<n>\d{1,3}|" + "|".join(_COUNT_WORDS) + r")\s+(?P<u>day|night|week|month|year)s?\b"),
         ("part_month", r"\b(?:the\s+)?(?P<part>" + pm + r")(?:-|\s+of\s+|\s+)" + _MON
          + r",?\s+(?:of\s+)?" + _Y + r"\b"),
         ("part_year", r"\b(?:the\s+)?(?P<part>" + py + r")(?:-|\s+of\s+|\s+)(?:in\s+)?" + _Y
@@ -129,6 +140,8 @@ _CUES: dict[str, tuple[str, ...]] = {
     "md": _MONTH_CUES,
     "from_month": ("from", "between"),
     "month": _MONTH_CUES,
+    "duration": ("cleared", "resolved", "healed", "lasted", "recovered", "went home",
+                 "discharged", "stayed", "improved", "got better"),
 }  # fmt: skip
 
 
@@ -203,6 +216,14 @@ def _fact(kind: str, m: re.Match[str], t: dict[str, Any]) -> DateFact | None:
         if not 1 <= d <= 31:
             return None
         return DateFact(0, mon, d, text, span)
+    if kind == "duration":
+        n = int(g["n"]) if g["n"].isdigit() else _COUNT_WORDS[g["n"]]
+        days = n * _UNIT_DAYS[g["u"]]
+        # exact: a day either side (a week, a month: a little more); "about": a fifth either side
+        slack = max(1, days // 5) if g.get("approx") else max(1, days // 10)
+        dspan = (m.start("n") if not g.get("approx") else m.start("approx"), m.end())
+        return DateFact(0, None, None, m.group(0)[dspan[0] - span[0]:], dspan,
+                        duration=(max(0, days - slack), days + slack))
     if kind in ("from_month", "month"):
         return DateFact(0, MONTHS[g["mon"].rstrip(".")], None, text, span)
     return None
@@ -231,7 +252,10 @@ def approximate_dates(text: str, taken: list[tuple[int, int]]) -> list[DateFact]
         if not any(c in lower for c in _CUES[kind]):
             continue
         for m in pat.finditer(text):
-            if any(a < m.end() and m.start() < b for a, b in spans):
+            # a length of time claims only its number ("two nights"), not the words before it
+            mspan = (m.start("n") if m.group("approx") is None else m.start("approx"), m.end()) \
+                if kind == "duration" else m.span()
+            if any(a < mspan[1] and mspan[0] < b for a, b in spans):
                 continue
             if kind == "md_range":
                 facts = list(_md_range(m))
@@ -243,7 +267,7 @@ def approximate_dates(text: str, taken: list[tuple[int, int]]) -> list[DateFact]
                 facts = [f] if f else []
             if facts:
                 found += facts
-                spans.append(m.span())
+                spans.append(mspan)
     return found
 
 

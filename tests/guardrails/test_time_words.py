@@ -68,6 +68,9 @@ PASS = [
     ("She was in the hospital from November 18 to 20, 2020.", ["Encounter/adm"]),
     ("She was admitted on November 18.", ["Encounter/adm"]),
     ("She injured her knee ligament in late March; it had healed by late May.", ["Condition/acl"]),
+    # how long it lasted, against the cited start and end
+    ("The ligament injury healed in about 10 weeks.", ["Condition/acl"]),
+    ("She went home after two nights in the hospital.", ["Encounter/adm"]),
 ]
 
 FLAG = [
@@ -83,6 +86,8 @@ FLAG = [
     ("She had acne in her twenties.", ["Condition/teen"]),
     ("She was admitted on November 21.", ["Encounter/adm"]),
     ("She injured her knee ligament in mid-September.", ["Condition/acl"]),
+    ("The ligament injury healed in about 3 weeks.", ["Condition/acl"]),
+    ("She went home after five nights in the hospital.", ["Encounter/adm"]),
     ("She was in the hospital from November 17 to 20, 2020.", ["Encounter/adm"]),
 ]
 
