@@ -81,6 +81,8 @@ def verify_draft(draft: Draft, gathered: Gathered, shown: list[Evidence]) -> Non
     warning for any part of the patient's chart that could not be read."""
     # Before the report, so its flagged counts include the sections an unreadable resource feeds.
     flag_unreadable(draft, gathered.unreadable)
+    if gathered.required:  # kept, so a review's recheck holds the draft to the same facts
+        draft.checks["required_ids"] = sorted(gathered.required)
     report = check_draft(
         [(s.title, [Statement(text=x.text, citations=x.citations) for x in s.statements])
          for s in draft.sections],
@@ -97,14 +99,61 @@ def verify_draft(draft: Draft, gathered: Gathered, shown: list[Evidence]) -> Non
     draft.checks.update(report.summary())
 
 
+# Required resource type -> the sections (any document type) where its fact is stated.
+_OMISSION_SECTIONS: dict[str, tuple[str, ...]] = {
+    "MedicationRequest": ("your medicines", "medications", "prior treatments"),
+    "MedicationStatement": ("your medicines", "medications", "prior treatments"),
+    "AllergyIntolerance": ("allergies",),
+    "Condition": ("active problems", "diagnoses"),
+    "Appointment": ("follow-up appointments and pending results", "open items"),
+    "ServiceRequest": ("follow-up appointments and pending results", "open items",
+                       "requested service"),
+}
+
+
+def flag_omissions(draft: Draft, before: dict[str, list[CheckResult]]) -> None:
+    """Each required fact missing from the draft becomes an open flag on the section it belongs
+    to (the first statement of the draft when that section is gone or empty), so signing is
+    refused until someone puts it back or acknowledges leaving it out.
+
+    ``before``: each statement's results before this recheck; a flag that is new re-opens a
+    statement acknowledged for something else.
+    """
+    by_id = {e.id: e for e in draft.evidence}
+    for miss in draft.checks.get("omissions") or []:
+        rid = str(miss.get("evidence_id"))
+        e = by_id.get(rid)
+        rtype = e.resource_type if e is not None else ""
+        titles = _OMISSION_SECTIONS.get(rtype, ())
+        sec = next((s for s in draft.sections
+                    if s.title.strip().lower() in titles and s.statements), None)
+        targets = sec.statements if sec is not None else draft.statements()[:1]
+        what = miss.get("title") or rid
+        noun = {"MedicationRequest": "medicine", "MedicationStatement": "medicine",
+                "AllergyIntolerance": "allergy", "Condition": "diagnosis"}.get(rtype, "fact")
+        result = CheckResult(
+            check="omission", verdict="unsupported", evidence_ids=[rid],
+            reason=f"A required {noun} is no longer in the draft: {what}. Put it back, or "
+                   "acknowledge why it is left out.")
+        for st in targets:
+            if result in st.results:
+                continue
+            st.results.append(result)
+            if result not in before.get(st.id, []):
+                st.acknowledged, st.acknowledgement_note = False, None
+
+
 def recheck(draft: Draft, gathered: Gathered) -> None:
-    """After a clinician's edit: every statement checked again, draft-level report redone."""
+    """After a clinician's edit: every statement checked again, draft-level report redone, and
+    a required fact the edit removed flagged."""
+    before = {st.id: list(st.results) for st in draft.statements()}
     for st in draft.statements():
         # The optional judge (assistant/judge.py) runs once, in the pipeline: its answer on a
         # sentence nobody edited still stands; an edit makes it the clinician's, and moot.
         judged = [r for r in st.results if r.check == "judge"] if st.origin != "clinician" else []
         st.results = verify_statement(st, gathered, draft.evidence, draft.doc_type) + judged
     verify_draft(draft, gathered, draft.evidence)
+    flag_omissions(draft, before)
 
 
 def recheck_draft(
@@ -119,8 +168,9 @@ def recheck_draft(
         unreadable = list(draft.checks.get("unreadable_resources") or [])
     else:
         draft.checks.pop("unreadable_resources", None)
+    required = {str(r) for r in draft.checks.get("required_ids") or []}
     recheck(draft, Gathered(draft.patient_id, store_chart, draft.evidence,
-                            unreadable=unreadable))
+                            required=required, unreadable=unreadable))
 
 
 def apply_guardrail_policy(
