@@ -149,6 +149,33 @@ def table() -> ConceptTable:
     )
 
 
+@cache
+def condition_words() -> frozenset[str]:
+    """Words of condition names (ICD-10-CM and curated): "bleeding", "menstrual", "rectal"."""
+    t = table()
+    out = {
+        w
+        for k, cs in t.terms.items()
+        if any(c.startswith("icd:") for c in cs)
+        for w in k.split()
+        if len(w) >= 4 and not w.isdigit()
+    }
+    return frozenset(out - lexicon.GENERIC_WORDS)
+
+
+def clinical_words(text: str) -> list[str]:
+    """The words of ``text`` that name something clinical (condition words, clinical terms,
+    body sites, drug-like or disease-like suffixes)."""
+    words = condition_words()
+    sites = terminology.body_sites()
+    return [
+        w
+        for w in _TOKEN.findall(text)
+        if w not in lexicon.GENERIC_WORDS
+        and (w in words or w in BUILTIN_TERMS or w in sites or _CLINICAL_SUFFIX.search(w))
+    ]
+
+
 def _lookup(t: ConceptTable, key: str) -> frozenset[str] | None:
     hit = t.terms.get(key)
     if hit is None and key.endswith("s") and len(key) > 4:

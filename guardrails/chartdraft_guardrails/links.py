@@ -16,6 +16,7 @@ from collections.abc import Callable
 from chartdraft_guardrails import lexicon
 from chartdraft_guardrails.concepts import (
     TESTED_FOR,
+    clinical_words,
     closure,
     covers,
     evidence_concepts,
@@ -33,6 +34,20 @@ _PURPOSE = re.compile(
 _CAUSE = re.compile(r"\b(?:due to|caused by|secondary to|as a result of|because of)\b")
 _CLAUSE_END = re.compile(r"[.;:,]|\b(?:and|but|or|so|then|which)\b")
 _WORD = re.compile(r"[a-z][a-z0-9\-']*[a-z0-9]|[a-z]")
+# Cues that state a reason outright (a reason no table names is checked by its words); "to
+# help with", "to control", "for" often name an aim or a symptom instead.
+_STATED_REASON = re.compile(
+    r"started for|prescribed for|given for|ordered for|treated for|to treat|treats?|"
+    r"to (?:work up|evaluate|investigate|diagnose)|because of|due to|caused by|secondary to|"
+    r"as a result of"
+)
+_AIM_WORDS = frozenset(
+    {
+        *("control", "management", "prevention", "relief", "symptoms", "symptom"),
+        *("treatment", "maintenance", "health", "protection", "support", "level"),
+        *("levels", "care", "problems", "problem", "issues"),
+    }
+)
 _SUBJECT_TYPES = {
     "MedicationRequest",
     "MedicationStatement",
@@ -79,7 +94,19 @@ def _claims(canon: str) -> list[tuple[str, str, int]]:
                 continue  # "tested for strep": what a test looks for is no reason
             end = _CLAUSE_END.search(canon, m.end())
             stop = end.start() if end else len(canon)
-            for men in mentions(canon[m.end() : stop]):
+            obj = canon[m.end() : stop]
+            found = mentions(obj)
+            if _STATED_REASON.match(m.group(0)) and not any(
+                c.startswith(_PURPOSE_KINDS) for men in found for c in men.concepts
+            ):
+                # "started for ankle oedema", "to work up rectal bleeding": a stated reason
+                # no table names is still checked, by its clinical words
+                inside = {w for men in found for w in men.term.split()}
+                words = [w for w in clinical_words(obj) if w not in inside | _AIM_WORDS]
+                if words:
+                    out.append((kind, " ".join(words), m.end()))
+                    continue
+            for men in found:
                 # symptoms ("as needed for wheezing", "for fever") are how to use a drug, not
                 # a reason the chart records (ICD-10-CM R00-R69; R70-R99 are findings such
                 # as prediabetes, which are reasons)
@@ -119,6 +146,11 @@ def check_links(
     return out
 
 
+def _words_in(term: str, c: EvidenceFacts) -> bool:
+    """A stated reason no table names, found word for word in a cited record."""
+    return not mentions(term) and covers(term.split(), c.tokens)
+
+
 def _judge(
     kind: str,
     term: str,
@@ -156,7 +188,7 @@ def _judge(
             own = evidence_concepts(c)
             # an allergy's reactions are what it causes ("avoid penicillin because of hives")
             ties = kind == "purpose" or c.evidence.resource_type == "AllergyIntolerance"
-            if wanted & own and (ties or _CAUSE_WORDS.search(c.canon)):
+            if (wanted & own or _words_in(term, c)) and (ties or _CAUSE_WORDS.search(c.canon)):
                 return "supported", f"{c.evidence.id} ({c.evidence.title}) records it"
     where = ", ".join(c.evidence.id for c in pool[:2])
     if subjects and not found:
@@ -165,7 +197,7 @@ def _judge(
         # Medication orders only: a procedure or visit's reason is recorded where it exists.
         meds = [c for c in subjects if c.evidence.resource_type.startswith("Medication")]
         for c in cited if meds else []:
-            if c not in subjects and wanted & evidence_concepts(c):
+            if c not in subjects and (wanted & evidence_concepts(c) or _words_in(term, c)):
                 return "supported", (
                     f"{c.evidence.id} ({c.evidence.title}) is cited with {where}, "
                     "which records no reason"
