@@ -76,7 +76,8 @@ class Runtime:
             from pathlib import Path
 
             model_dir = Path(self.settings.embedding_model)
-        return MiniLMEmbedder(model_dir=model_dir)
+        return MiniLMEmbedder(model_dir=model_dir, engine=self.settings.embedding_engine,
+                              cache_dir=self.settings.cache_dir)
 
     @built_once
     def index(self) -> EvidenceIndex:

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     embedding_model: str | None = Field(
         default=None, description="Folder of a sentence-transformers model; default MiniLM-L6."
     )
+    embedding_engine: Literal["onnx", "torch"] = Field(
+        default="onnx",
+        description="onnx (ONNX Runtime, exported once into cache_dir) or torch; onnx falls back "
+        "to torch when it cannot run.",
+    )
 
     # --- generation -------------------------------------------------------------------------
     backend: Backend = "embedded"

@@ -5,18 +5,26 @@ unknown resource becomes a :class:`LoadIssue` (source, line or entry, type, id, 
 and is skipped; it never aborts the rest. Bundle ``urn:uuid:`` fullUrls (and absolute URLs) are
 rewritten to ``ResourceType/id`` so every reference in ``LoadedResource.resource`` is relative.
 The last copy of a resource seen wins, so loading the same chart twice yields the same result.
+
+No input can crash or stall the loader: JSON nesting deeper than ``MAX_DEPTH`` is refused before
+``json.loads`` (which recurses) sees it, by one linear scan of the brackets outside strings; a JSON
+document or NDJSON line over ``MAX_JSON_BYTES`` and a gzip that inflates past it are refused; bytes
+that are not UTF-8 are decoded as Windows-1252 with a notice naming the first bad byte; a Bundle
+entry without a resource is an issue (a DELETE or a response entry a notice). Each such problem
+is reported with where and how to fix, and the good resources beside it still load.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
@@ -27,6 +35,43 @@ _SKIP_TYPES = {"OperationOutcome", "Parameters", "CapabilityStatement"}
 _FHIR_SUFFIXES = (".json", ".ndjson", ".jsonl", ".ndjson.gz", ".json.gz", ".jsonl.gz")
 # ``http://host/fhir/Patient/123`` or ``.../Patient/123/_history/2`` -> ``Patient/123``.
 _ABSOLUTE_REF = re.compile(r"^https?://.+?/([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+
+# FHIR R4 JSON is at most ~15 levels deep (Bundle > entry > resource > contained > extension...);
+# 64 leaves room for deep extensions and stays far below Python's recursion limit.
+MAX_DEPTH = 64
+# One JSON document (a Bundle file or body) or one NDJSON line; bigger exports come as NDJSON.
+MAX_JSON_BYTES = 512 * 1024 * 1024
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+class TooLarge(ValueError):
+    """Raised while inflating a gzip that grows past ``MAX_JSON_BYTES``."""
+
+
+def json_depth(text: str) -> int:
+    """Deepest bracket nesting outside JSON strings, in linear time and without recursion."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets.encode("ascii"), dtype=np.uint8)
+    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1).astype(np.int64)
+    return int(np.cumsum(steps).max())
+
+
+def _too_deep(text: str, source: str, where: str) -> LoadIssue | None:
+    depth = json_depth(text)
+    if depth <= MAX_DEPTH:
+        return None
+    return LoadIssue(source, where, None, None,
+                     f"JSON nested {depth} levels deep (the limit is {MAX_DEPTH}); not FHIR data "
+                     "as an EHR exports it: re-export it, or check what produced it")
+
+
+def _too_big(size: int, source: str, where: str, what: str) -> LoadIssue:
+    return LoadIssue(source, where, None, None,
+                     f"{what} is {size / 2**20:.0f} MB (the limit is {MAX_JSON_BYTES // 2**20} MB "
+                     "per JSON document or NDJSON line); export as NDJSON, one resource a line")
 
 
 @dataclass
@@ -108,7 +153,13 @@ def load_path(path: Path | str) -> LoadResult:
 
 def load_bytes(data: bytes, *, source: str = "<body>") -> LoadResult:
     """Load a request body: a JSON Bundle or resource, or NDJSON (one resource a line)."""
-    return dedupe(_load_text(_decode(data, source), source, strict=True, ndjson=None))
+    decoded = _decode(data, source)
+    if isinstance(decoded, LoadResult):
+        return decoded
+    text, notices = decoded
+    result = _load_text(text, source, strict=True, ndjson=None)
+    result.notices[:0] = notices
+    return dedupe(result)
 
 
 def load_json(obj: Any, *, source: str = "<json>") -> LoadResult:
@@ -158,20 +209,66 @@ def patient_of(resource: dict[str, Any]) -> str | None:
 # files and text
 
 
-def _decode(data: bytes, source: str) -> str:
+def _gunzip(data: bytes, limit: int) -> bytes:
+    """Inflate a gzip (several members allowed) but never past ``limit`` bytes (gzip bombs)."""
+    out: list[bytes] = []
+    size = 0
+    while data:
+        d = zlib.decompressobj(wbits=31)
+        while True:
+            chunk = d.decompress(data, max(1, limit + 1 - size))
+            size += len(chunk)
+            out.append(chunk)
+            if size > limit:
+                raise TooLarge(size)
+            data = d.unconsumed_tail
+            if d.eof or not data:
+                break
+        data = d.unused_data
+        if not d.eof:
+            break
+    return b"".join(out)
+
+
+def _decode(data: bytes, source: str) -> tuple[str, list[str]] | LoadResult:
+    """Text and notices, or a LoadResult carrying the issue when the bytes cannot be used."""
     if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    return data.decode("utf-8-sig", errors="replace")
+        try:
+            data = _gunzip(data, MAX_JSON_BYTES)
+        except TooLarge:
+            return LoadResult(issues=[_too_big(MAX_JSON_BYTES + 1, source, "",
+                                               "the gzip inflates past the limit; it")])
+        except (zlib.error, EOFError) as exc:
+            return LoadResult(issues=[LoadIssue(source, "", None, None,
+                                                f"broken gzip ({exc}); re-download the file")])
+    try:
+        return data.decode("utf-8-sig"), []
+    except UnicodeDecodeError as exc:
+        # FHIR JSON is UTF-8; Latin-1/Windows-1252 exports are the usual culprit. Decode as that
+        # (never fails) and say so, since accents in names and notes may now be wrong.
+        line = data.count(b"\n", 0, exc.start) + 1
+        return data.decode("cp1252", errors="replace"), [
+            f"{source}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}, line "
+            f"{line}); read as Windows-1252, so accented text may be wrong: re-export as UTF-8"]
 
 
 def _load_file(f: Path, *, strict: bool) -> LoadResult:
     try:
+        size = f.stat().st_size
+        if size > MAX_JSON_BYTES and not f.name.lower().endswith((".ndjson", ".jsonl")):
+            return LoadResult(issues=[_too_big(size, str(f), "", "the file")])
         raw = f.read_bytes()
     except OSError as exc:
         return LoadResult(issues=[LoadIssue(str(f), "", None, None, f"cannot read file: {exc}")])
     name = f.name.lower().removesuffix(".gz")
     ndjson = name.endswith((".ndjson", ".jsonl"))
-    return _load_text(_decode(raw, str(f)), str(f), strict=strict, ndjson=ndjson)
+    decoded = _decode(raw, str(f))
+    if isinstance(decoded, LoadResult):
+        return decoded
+    text, notices = decoded
+    result = _load_text(text, str(f), strict=strict, ndjson=ndjson)
+    result.notices[:0] = notices
+    return result
 
 
 def _load_text(text: str, source: str, *, strict: bool, ndjson: bool | None) -> LoadResult:
@@ -186,6 +283,11 @@ def _load_text(text: str, source: str, *, strict: bool, ndjson: bool | None) -> 
         ndjson = len(lines) > 1 and _is_json_object(lines[0])
     if ndjson:
         return _load_ndjson(text, source, strict=strict)
+    if len(text) > MAX_JSON_BYTES:
+        return LoadResult(issues=[_too_big(len(text), source, "", "the JSON document")])
+    deep = _too_deep(text, source, "")
+    if deep is not None:
+        return LoadResult(issues=[deep])
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -196,6 +298,8 @@ def _load_text(text: str, source: str, *, strict: bool, ndjson: bool | None) -> 
 
 
 def _is_json_object(line: str) -> bool:
+    if len(line) > MAX_JSON_BYTES or json_depth(line) > MAX_DEPTH:
+        return False
     try:
         return isinstance(json.loads(line), dict)
     except json.JSONDecodeError:
@@ -210,6 +314,13 @@ def _load_ndjson(text: str, source: str, *, strict: bool) -> LoadResult:
         if not line.strip():
             continue
         where = f"line {n}"
+        if len(line) > MAX_JSON_BYTES:
+            bad_json.append(_too_big(len(line), source, where, "the line"))
+            continue
+        deep = _too_deep(line, source, where)
+        if deep is not None:
+            bad_json.append(deep)
+            continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -263,6 +374,7 @@ def _load_bundle(bundle: dict[str, Any], source: str, where: str) -> LoadResult:
             if rid:
                 refmap[full] = f"{res['resourceType']}/{rid}"
     prefix = f"{where} " if where else ""
+    nothing = 0
     for i, entry in enumerate(entries):
         loc = f"{prefix}entry {i}"
         if not isinstance(entry, dict):
@@ -270,7 +382,16 @@ def _load_bundle(bundle: dict[str, Any], source: str, where: str) -> LoadResult:
             continue
         res = entry.get("resource")
         if res is None:
-            continue  # e.g. a transaction DELETE: nothing to load
+            method = (entry.get("request") or {}).get("method") if isinstance(
+                entry.get("request"), dict) else None
+            if method == "DELETE" or "response" in entry:
+                nothing += 1  # a transaction DELETE or a response entry: nothing to load
+            else:
+                result.issues.append(LoadIssue(
+                    source, loc, None, None,
+                    "entry has no resource, so nothing could be loaded from it; put the resource "
+                    "in entry.resource (or drop the entry)"))
+            continue
         if not isinstance(res, dict) or "resourceType" not in res:
             result.issues.append(LoadIssue(source, loc, None, None,
                                            "entry.resource has no resourceType"))
@@ -283,6 +404,10 @@ def _load_bundle(bundle: dict[str, Any], source: str, where: str) -> LoadResult:
             if rid:
                 res = {**res, "id": rid}
         result.extend(_load_resource(res, source, loc, refmap=refmap))
+    if nothing:
+        at = f"{source} {where}".strip()
+        result.notices.append(f"{at}: {nothing} entr{'y' if nothing == 1 else 'ies'} without a "
+                              "resource (DELETE requests or responses); nothing to load")
     return result
 
 

@@ -2,6 +2,10 @@
 
 Plain arguments only (the store, the index and the embedder are built by ``assistant.runtime``).
 Idempotent: unchanged resources are not re-embedded; changed ones replace their old evidence.
+Embedding work is ordered for the model, not the chart: each distinct text is embedded once, and
+texts go to the embedder longest-first in large groups so its batches have little padding. A
+resource that yields more than ``MAX_UNITS_PER_RESOURCE`` units (a 10 MB note) keeps its first
+ones, with a notice.
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ from retrieval.normalize import normalize_all
 from retrieval.vector_index import EvidenceIndex
 
 Progress = Callable[[int, int], None]  # (done, total) evidence units embedded
+
+# ~150 kB of note text (about 60 pages): the part of a note a draft can use; the rest is noise.
+MAX_UNITS_PER_RESOURCE = 128
+# Texts per embedder call: large enough to batch by length, small enough for steady progress.
+EMBED_GROUP = 1024
 
 
 @dataclass
@@ -40,16 +49,48 @@ class IngestReport:
         }
 
 
+def embed_text(e: Evidence) -> str:
+    """What is embedded for a unit: its title and text."""
+    return f"{e.title}. {e.text}"
+
+
 def _embed_in_batches(
     items: list[Evidence], embedder: Embedder, batch: int, progress: Progress | None
 ) -> list[list[float]]:
-    vectors: list[list[float]] = []
-    for start in range(0, len(items), batch):
-        chunk = items[start : start + batch]
-        vectors.extend(embedder.embed([f"{e.title}. {e.text}" for e in chunk]))
+    """Vectors in item order; distinct texts embedded once, longest first, ``batch`` per call."""
+    texts = [embed_text(e) for e in items]
+    unique = sorted(set(texts), key=len, reverse=True)
+    found: dict[str, list[float]] = {}
+    for start in range(0, len(unique), batch):
+        group = unique[start : start + batch]
+        found.update(zip(group, embedder.embed(group), strict=True))
         if progress:
-            progress(min(start + batch, len(items)), len(items))
-    return vectors
+            progress(min(len(items), round(len(items) * (start + len(group)) / len(unique))),
+                     len(items))
+    return [found[t] for t in texts]
+
+
+def _cap_units(evidence: list[Evidence], notices: list[str]) -> list[Evidence]:
+    """At most MAX_UNITS_PER_RESOURCE units per resource, in order; a notice for each cut."""
+    counts: dict[str, int] = {}
+    for e in evidence:
+        counts[e.resource_id] = counts.get(e.resource_id, 0) + 1
+    over = {ref for ref, n in counts.items() if n > MAX_UNITS_PER_RESOURCE}
+    if not over:
+        return evidence
+    for ref in sorted(over):
+        notices.append(
+            f"{ref}: its text gives {counts[ref]} evidence units; only the first "
+            f"{MAX_UNITS_PER_RESOURCE} are kept and searchable (a note that long is usually "
+            "several documents in one: split it into one DocumentReference each)")
+    kept: dict[str, int] = {}
+    out = []
+    for e in evidence:
+        n = kept.get(e.resource_id, 0)
+        if n < MAX_UNITS_PER_RESOURCE:
+            out.append(e)
+            kept[e.resource_id] = n + 1
+    return out
 
 
 def ingest_loaded(
@@ -59,10 +100,11 @@ def ingest_loaded(
     index: EvidenceIndex,
     embedder: Embedder,
     progress: Progress | None = None,
-    batch: int = 64,
+    batch: int = EMBED_GROUP,
 ) -> IngestReport:
     report = IngestReport(issues=list(loaded.issues), notices=list(loaded.notices))
     evidence, issues = normalize_all(loaded.resources)
+    evidence = _cap_units(evidence, report.notices)
     # A resource that loaded but could not be normalized has no evidence either: name its patient
     # so drafts warn about it just like a resource the loader skipped.
     owner = {(r.resource_type, r.id): r.patient_id for r in loaded.resources}
@@ -125,5 +167,5 @@ def ingest_knowledge(
     """Knowledge passages live in their own collection; re-ingesting replaces them by id."""
     if not passages:
         return 0
-    index.upsert(passages, _embed_in_batches(passages, embedder, 64, None))
+    index.upsert(passages, _embed_in_batches(passages, embedder, EMBED_GROUP, None))
     return len(passages)

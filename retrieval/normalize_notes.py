@@ -111,12 +111,13 @@ def _pack(units: list[tuple[str, str]]) -> list[tuple[str, str]]:
                 parts.append(p)
         chunk = ""
         for p in parts:
-            while len(p) > MAX_CHARS:  # one enormous line: hard cut
-                if chunk.strip():
+            if len(p) > MAX_CHARS:  # one enormous line: hard cut, by index (re-slicing the rest
+                if chunk.strip():   # after each cut was quadratic: 28 s for a 10 MB line)
                     out.append((title, chunk.strip()))
                     chunk = ""
-                out.append((title, p[:MAX_CHARS].strip()))
-                p = p[MAX_CHARS:]
+                cut = (len(p) - 1) // MAX_CHARS * MAX_CHARS
+                out.extend((title, p[i:i + MAX_CHARS].strip()) for i in range(0, cut, MAX_CHARS))
+                p = p[cut:]
             if len(chunk) + len(p) > MAX_CHARS and chunk.strip():
                 out.append((title, chunk.strip()))
                 chunk = ""
