@@ -161,7 +161,9 @@ def check_support(
             )
         if facts.as_needed and all(c.as_needed is False for c in meds):
             problems.append(f"'as needed' but {where} is a scheduled order")
-        # timing, food and duration words must be in the order's instruction
+    if meds:
+        # timing, food and duration words must be in the order's instruction (the citation
+        # names the drug when the sentence does not: "Use the auto-injector ...")
         problems += check_instructions(facts.text, True, [c.evidence for c in meds])
     plans = [c for c in cited if c.evidence.resource_type in ("CarePlan", "ServiceRequest")]
     if plans and not (facts.drugs and meds):

@@ -24,6 +24,9 @@ from retrieval.errors import BadInput
 
 _WHERE = "chartdraft_guardrails/data/time_words.yaml"
 _Y = r"(?P<y>(?:19|20)\d\d)"
+# Month names that are never ordinary words ("may" and "mar" are): safe without a preposition.
+_MON_SAFE = (r"(?P<mon>jan(?:uary)?|feb(?:ruary)?|march|apr(?:il)?|june?|july?|aug(?:ust)?|"
+             r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
 _PERSON = r"(?:he|she|they|you|i|we|the patient|patient)"
 _COUNT_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
                 "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
@@ -105,9 +108,14 @@ def _patterns() -> list[tuple[str, re.Pattern[str]]]:
         ("md", r"\b(?:on|by|from|since|until|till|to|through|before|after|of)\s+(?:the\s+)?"
          + _MON + r"\s+(?P<d>[0-3]?\d)(?:st|nd|rd|th)?\b(?!,?\s*(?:19|20)\d\d)"
          r"(?!\s*(?:mg|mcg|g|ml|units?|%|tablets?|capsules?|puffs?|drops?)\b)"),
-        # "from 27 July to 10 August 2017", "on 28 March": day and month, no year
-        ("md", r"\b(?:on|by|from|since|until|till|to|through|before|after)\s+(?:the\s+)?"
-         r"(?P<d>[0-3]?\d)(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MON
+        # "from 3 to 9 September 1971", "30-31 May 1989": a day range, day first
+        ("dm_range", r"\b(?P<d1>[0-3]?\d)(?:st|nd|rd|th)?\s*(?:-|–|to|through|and|&)\s*"
+         r"(?P<d2>[0-3]?\d)(?:st|nd|rd|th)?\s+" + _MON + r",?\s+" + _Y + r"\b"),
+        # "from 27 July to 10 August 2017", "on 28 March", "(31 Oct)": day and month, no year
+        ("md", r"(?<![\d.,/:])\b(?P<d>[0-3]?\d)(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MON_SAFE
+         + r"(?!\.?,?\s*(?:of\s+)?(?:19|20)\d\d)\b"),
+        ("md", r"\b(?:on|by|from|since|until|till|to|through|before|after|of|at the)\s+"
+         r"(?:the\s+)?(?P<d>[0-3]?\d)(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MON
          + r"(?!\.?,?\s*(?:of\s+)?(?:19|20)\d\d)\b"),
         ("from_month", r"\b(?:from|between)\s+(?:early |mid-?|late )?" + _MON
          + r"\s+(?=(?:to|through|until|till|and|-)\s)"),
@@ -137,6 +145,7 @@ _CUES: dict[str, tuple[str, ...]] = {
     "age_quit": ("quit", "stopped", "started", "began", "diagnosed", "retired"),
     "age_comma": (", ",),
     "md_range": _MONTH_CUES,
+    "dm_range": _MONTH_CUES,
     "md": _MONTH_CUES,
     "from_month": ("from", "between"),
     "month": _MONTH_CUES,
@@ -257,7 +266,7 @@ def approximate_dates(text: str, taken: list[tuple[int, int]]) -> list[DateFact]
                 if kind == "duration" else m.span()
             if any(a < mspan[1] and mspan[0] < b for a, b in spans):
                 continue
-            if kind == "md_range":
+            if kind in ("md_range", "dm_range"):
                 facts = list(_md_range(m))
             elif kind == "year_range":
                 facts = [DateFact(int(m.group(k)), None, None, m.group(k), m.span(k))

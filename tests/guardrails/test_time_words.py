@@ -134,6 +134,9 @@ def test_age_without_birth_date_is_not_verified() -> None:
         ("between 2013 and 2015", ["2013", "2015"]),
         ("from 27 July to 10 August 2017", ["2017-07-27", "2017-08-10"]),
         ("a week later on 28 March", ["--03-28"]),
+        ("admitted from 3 to 9 September 1971", ["1971-09-03", "1971-09-09"]),
+        ("sputum microscopy (31 Oct), then", ["--10-31"]),
+        ("the 2 may cause", []),
     ],
 )
 def test_find_dates(text: str, iso: list[str]) -> None:
