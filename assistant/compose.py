@@ -13,6 +13,8 @@ from collections import defaultdict
 from datetime import date
 from typing import Any
 
+from chartdraft_guardrails import patient_voice
+
 from assistant.draft import DraftStatement, Section
 from retrieval.dates import date_text, day_of
 from retrieval.evidence import Evidence
@@ -38,6 +40,7 @@ SECTIONS: dict[str, list[str]] = {
     "prior-auth": ["Requested service", "Diagnoses", "Clinical justification", "Prior treatments",
                    "Supporting results", "Policy criteria", "Duration requested"],
 }
+PATIENT_DOCS = ("discharge-instructions",)
 DTR_ORIGIN = "http://hl7.org/fhir/us/davinci-dtr/StructureDefinition/information-origin"
 _INJECTION = re.compile(r"ignore (all |any )?(previous|prior|above) instructions", re.I)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -518,6 +521,10 @@ def compose(doc_type: str, evidence: list[Evidence], *, required: set[str], pati
     else:
         body = _prior_auth(chart, knowledge, order_id, policy, today)
     _state_required(doc_type, body, chart, required)
+    if doc_type in PATIENT_DOCS:  # the patient reads these: their wording, same facts
+        for sts in body.values():
+            for st in sts:
+                st.text = patient_voice.rewrite(st.text)
     return [Section(title=t, statements=body.get(t) or [_missing()]) for t in SECTIONS[doc_type]]
 
 

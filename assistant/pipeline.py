@@ -260,6 +260,7 @@ def _constrained(rt: Runtime, draft: Draft, backend: Any, gathered: Gathered,
                  shown: list[Evidence], policy: Any, timer: _Timer,
                  on_event: OnEvent | None) -> list[Section]:
     from chartdraft_guardrails.facts import chart_vocab
+    from chartdraft_guardrails.patient_voice import rewrite as patient_wording
     from chartdraft_guardrails.rephrase import lost_facts
 
     from assistant.llm.citations import parse_rephrase, rephrase_schema
@@ -295,7 +296,8 @@ def _constrained(rt: Runtime, draft: Draft, backend: Any, gathered: Gathered,
                 draft.tokens_out += out.tokens_out
                 with timer.stage("verify"):
                     text, problems = parse_rephrase(out.text)
-                    if text:
+                    if text:  # the model is held to the composer's patient-voice rules
+                        text = patient_wording(text)
                         problems = lost_facts(st.text, text, vocab)
                     if text and not problems:
                         candidate = DraftStatement(text=text, citations=st.citations)

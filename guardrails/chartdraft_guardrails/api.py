@@ -19,6 +19,7 @@ from chartdraft_guardrails.injection import InjectionFinding, check_injection, s
 from chartdraft_guardrails.interpretation import check_interpretation
 from chartdraft_guardrails.links import check_links
 from chartdraft_guardrails.omission import check_omissions, check_sections
+from chartdraft_guardrails.patient_voice import check_sections as check_patient_voice
 from chartdraft_guardrails.phi import Allowed, allowed_identifiers, check_phi
 from chartdraft_guardrails.policy import load_policy
 from chartdraft_guardrails.readability import check_readability, label_words
@@ -163,6 +164,8 @@ class DraftReport:
     missing_sections: list[str] = field(default_factory=list)
     readability: list[dict[str, Any]] = field(default_factory=list)
     injection: list[InjectionFinding] = field(default_factory=list)
+    # Patient text only: ISMP abbreviations, ISO dates, tall-man names... (patient_voice.py).
+    patient_voice: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         by: dict[str, int] = {}
@@ -176,6 +179,7 @@ class DraftReport:
             "omissions": self.omissions,
             "missing_sections": self.missing_sections,
             "readability": self.readability,
+            "patient_voice": self.patient_voice,
             "injection": [
                 {"evidence_id": f.evidence_id, "kind": f.kind, "reason": f.reason()}
                 for f in self.injection
@@ -253,6 +257,9 @@ def check_draft(
             for t, sts in sections
             if sts
         ]
+        # The same documents are the patient's to read: hold them to the patient-voice rules.
+        report.patient_voice = check_patient_voice([(t, [s.text for s in sts])
+                                                    for t, sts in sections])
     report.injection = [f for f in ctx.injections if f.evidence_id in shown_ids]
     report.injection += scan_evidence(list(extra.values()))
     return report

@@ -107,6 +107,7 @@ def check_readability(
     """One section's grade; ``ok`` is False above ``limit`` (``on_target`` at or below target).
 
     ``label``: medicine and allergy name words, graded as one syllable (see the module doc).
+    ``hardest``: the sentences above ``target`` that push the grade up, hardest first.
     """
     r = fk_grade(" ".join(t.strip().rstrip(".") + "." for t in texts if t.strip()), label)
     return {
@@ -117,4 +118,27 @@ def check_readability(
         "ok": r.grade <= limit,
         "on_target": r.grade <= target,
         "words": r.words,
+        "hardest": hardest_sentences(texts, target=target, label=label),
     }
+
+
+def hardest_sentences(
+    texts: list[str],
+    *,
+    target: float = 6.0,
+    label: AbstractSet[str] = frozenset(),
+    top: int = 3,
+) -> list[dict[str, object]]:
+    """The ``top`` sentences graded above ``target``, hardest first, so a clinician knows which
+    ones to shorten. Ties go to the longer sentence (it adds more to the section's grade)."""
+    graded = []
+    for t in texts:
+        for s in _SENT.split(t):
+            s = s.strip()
+            if not _WORD.search(s):
+                continue
+            r = fk_grade(s + ".", label)
+            if r.grade > target:
+                graded.append({"sentence": s + ".", "grade": r.grade, "words": r.words})
+    graded.sort(key=lambda g: (-float(g["grade"]), -int(g["words"])))  # type: ignore[arg-type]
+    return graded[:top]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import re
 from datetime import date
 from typing import Any
@@ -87,8 +88,18 @@ def test_sections_citations_and_required_evidence(cases: list[Case], doc_type: s
         assert req & ids <= cited, "every required item that was shown is stated"
 
 
+_MONTHS = list(calendar.month_name)[1:]
+
+
 def _numbers(text: str) -> set[str]:
-    return set(re.findall(r"\d+(?:\.\d+)?", text))
+    """The numbers in ``text``; a date in words ("June 2, 2025", patient wording) counts as the
+    chart's 2025-06-02, and "02" is the number 2."""
+    text = re.sub(r"\b(" + "|".join(_MONTHS) + r") (\d{1,2}), (\d{4})",
+                  lambda m: f"{m.group(3)}-{_MONTHS.index(m.group(1)) + 1}-{m.group(2)}", text)
+    text = re.sub(r"\b(" + "|".join(_MONTHS) + r") (\d{4})",
+                  lambda m: f"{m.group(2)}-{_MONTHS.index(m.group(1)) + 1}", text)
+    return {n.lstrip("0") or "0" if "." not in n else n
+            for n in re.findall(r"\d+(?:\.\d+)?", text)}
 
 
 def test_facts_are_copied_from_what_is_cited(cases: list[Case]) -> None:
