@@ -171,6 +171,10 @@ def medication_request(r: LoadedResource, ctx: Context) -> list[Evidence]:
         "as_needed": as_needed,
         "as_needed_for": as_needed_for,
         "dosage_text": dosage.get("text"),
+        # "with food", "complete the course": an instruction a patient sentence may repeat
+        "additional_instructions": [t for t in (cc_text(x) for x in
+                                                as_list(dosage.get("additionalInstruction"))) if t],
+        "patient_instructions": dosage.get("patientInstruction"),
         "authored_on": authored,
         "intent": res.get("intent"),
         "reason": join(cc_text(res.get("reasonCode")) or "",
@@ -194,6 +198,8 @@ def medication_request(r: LoadedResource, ctx: Context) -> list[Evidence]:
         how = join(how, f"as needed{' for ' + as_needed_for if as_needed_for else ''}", sep=" ")
     if dosage.get("text") and not how:
         how = str(dosage["text"])
+    if data["additional_instructions"]:
+        how = join(how, "; ".join(t.rstrip(". ") for t in data["additional_instructions"]).lower())
     # authoredOn is when the order was written: only an active order is "active since" then.
     if authored and status == "active":
         since = f"active since {day(authored)}"
