@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,7 +82,8 @@ def _export(model_dir: Path, target: Path) -> None:
     fd, tmp = tempfile.mkstemp(suffix=".onnx.part", dir=target.parent)
     os.close(fd)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer chatter on shapes the dynamic axes cover
             torch.onnx.export(_Hidden(model), (sample, sample, torch.zeros_like(sample)), tmp,
                               input_names=list(_INPUTS), output_names=["last_hidden_state"],
                               dynamic_axes=axes, opset_version=17, dynamo=False)
