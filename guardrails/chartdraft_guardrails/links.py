@@ -110,7 +110,8 @@ def _claims(canon: str) -> list[tuple[str, str, int]]:
                 # symptoms ("as needed for wheezing", "for fever") are how to use a drug, not
                 # a reason the chart records (ICD-10-CM R00-R69; R70-R99 are findings such
                 # as prediabetes, which are reasons)
-                if any(c.startswith(_PURPOSE_KINDS) and not _SYMPTOM.match(c)
+                stated = bool(_STATED_REASON.match(m.group(0)))  # "started for edema"
+                if any(c.startswith(_PURPOSE_KINDS) and (stated or not _SYMPTOM.match(c))
                        for c in men.concepts):
                     out.append((kind, men.term, m.end() + men.start))
     seen: set[int] = set()

@@ -158,3 +158,28 @@ def test_what_a_test_looks_for_is_no_purpose_claim() -> None:
     # the same words as a reason are a claim the chart contradicts
     res = run(chart, "A throat culture was done for strep throat.", ["Procedure/cx"])
     assert worst([r for r in res if r.check == "links"]) == "unsupported"
+
+
+@pytest.mark.parametrize(("text", "cite", "verdict"), [
+    # a stated reason no table names is checked by its words
+    ("Hydrochlorothiazide was started for ankle oedema.", "MedicationRequest/hctz", "unsupported"),
+    ("Acetaminophen was prescribed to treat heavy menstrual bleeding.", "MedicationRequest/apap",
+     "unsupported"),
+    # British spelling of what the chart links
+    ("Allopurinol for his gout; hydrochlorothiazide is unrelated.", "MedicationRequest/allo",
+     "supported"),
+])
+def test_stated_reasons_without_a_table_entry(text: str, cite: str, verdict: str) -> None:
+    res = run(CHART, text, [cite])
+    links = [r for r in res if r.check == "links"]
+    assert links and worst(links) == verdict, [r.reason for r in res]
+
+
+def test_british_spelling_reads_as_the_charts_word() -> None:
+    simva = ev("MedicationRequest/simva", "Simvastatin 10 MG Oral Tablet",
+               "Simvastatin 10 mg oral tablet, active", drug="Simvastatin 10 MG Oral Tablet",
+               status="active", reason="Hyperlipidemia", links={"reason": ["Condition/hl"]})
+    chart = CHART + [simva, ev("Condition/hl", "Hyperlipidemia", "Hyperlipidemia, active",
+                               status="active")]
+    res = run(chart, "Simvastatin 10 mg for her hyperlipidaemia.", ["MedicationRequest/simva"])
+    assert worst(res) == "supported", [r.reason for r in res if r.verdict != "supported"]
