@@ -37,8 +37,11 @@ SECTIONS: dict[str, list[str]] = {
     "discharge-instructions": ["Why you were in the hospital", "Your medicines", "Allergies",
                                "Warning signs and when to get help",
                                "Follow-up appointments and pending results", "Diet and activity"],
-    "prior-auth": ["Requested service", "Diagnoses", "Clinical justification", "Prior treatments",
-                   "Supporting results", "Policy criteria", "Duration requested"],
+    # A letter: to the payer, the request, why (a narrative about this service only), the
+    # evidence, each criterion met or not, and who orders it.
+    "prior-auth": ["To", "Requested service", "Diagnoses", "Clinical justification",
+                   "Prior treatments", "Supporting results", "Policy criteria",
+                   "Duration requested", "Ordering clinician"],
 }
 PATIENT_DOCS = ("discharge-instructions",)
 DTR_ORIGIN = "http://hl7.org/fhir/us/davinci-dtr/StructureDefinition/information-origin"
@@ -414,11 +417,11 @@ def find_order(chart: list[Evidence], order_id: str | None,
 
 
 def _criterion_statement(n: int, c: Criterion, chart: list[Evidence],
-                         today: date) -> DraftStatement:
+                         today: date, passage: str | None = None) -> DraftStatement:
     hits = sorted(evidence_for_criterion(c, chart, today=today), key=lambda e: e.date or "",
                   reverse=True)[:3]
     if not hits:
-        return _st(f"Criterion {n} ({c.id}): {NOT_DOCUMENTED}")
+        return _st(f"Criterion {n} ({c.id}): not met. {NOT_DOCUMENTED}")
     words = c.needs.keywords
     parts = []
     for e in hits:
@@ -427,14 +430,51 @@ def _criterion_statement(n: int, c: Criterion, chart: list[Evidence],
             parts.append(s.rstrip(".") if s else e.title)
         else:
             parts.append(e.text.rstrip("."))
-    return _st(f"Criterion {n} ({c.id}): documented. " + "; ".join(parts) + ".",
-               [e.id for e in hits])
+    # What the policy requires, cited to its passage, then where the chart shows it.
+    required = f"The policy requires: {c.text.rstrip('.')}. " if passage else ""
+    return _st(f"Criterion {n} ({c.id}): met. {required}The chart shows: " + "; ".join(parts)
+               + ".", ([passage] if passage else []) + [e.id for e in hits])
+
+
+def _names(e: Evidence) -> list[str]:
+    return [n.lower() for n in (e.data.get("name"), e.data.get("drug"), e.title) if n]
+
+
+def relevant_to_order(e: Evidence, order: Evidence | None, criteria_ids: set[str],
+                      relevant_conditions: set[str] | frozenset[str] = frozenset()) -> bool:
+    """The relevance rule of a prior-auth letter: a record belongs in it when the order links it
+    as its reason (reasonReference), the order's reason names it (reasonCode text), a policy
+    criterion cites it, or its own reason is one of the relevant conditions. Anything else
+    (other diagnoses, other results) is about another problem and stays out of the letter."""
+    if order is None:
+        return True
+    if e.id in criteria_ids:
+        return True
+    links = order.data.get("links") or {}
+    if e.id in (links.get("reason") or []):
+        return True
+    reasons = [r.strip().lower() for r in str(order.data.get("reason") or "").split(",")
+               if r.strip()]
+    if e.resource_type == "Condition" and any(
+            r == n or r in n or n in r for r in reasons for n in _names(e)):
+        return True
+    own = (e.data.get("links") or {}).get("reason") or []
+    return any(r in relevant_conditions for r in own)
 
 
 def _prior_auth(chart: list[Evidence], knowledge: list[Evidence], order_id: str | None,
                 policy: Policy | None, today: date) -> dict[str, list[DraftStatement]]:
     out: dict[str, list[DraftStatement]] = {}
     order = find_order(chart, order_id, policy)
+    kb_ids = {k.id for k in knowledge}
+    crit_passage = policy.passage_id("criteria") if policy is not None else None
+    if crit_passage not in kb_ids:
+        crit_passage = None
+    hits_by = {c.id: evidence_for_criterion(c, chart, today=today)
+               for c in (policy.criteria if policy else [])}
+    criteria_ids = {e.id for hs in hits_by.values() for e in hs}
+    if policy is not None and crit_passage:
+        out["To"] = [_st(f"To: {policy.payer}, prior authorization review.", [crit_passage])]
     if order is not None:
         codes = ", ".join(f"{_system_name(c.system)} {c.code}" for c in order.codes if c.code)
         name = drug_name(order) if order.resource_type == "MedicationRequest" else str(
@@ -447,39 +487,57 @@ def _prior_auth(chart: list[Evidence], knowledge: list[Evidence], order_id: str 
                                         [order.id])]
     conds = sorted(_of(chart, "Condition"), key=lambda e: (e.data.get("status") not in
                                                             ACTIVE_CONDITION, e.date or ""))
-    out["Diagnoses"] = [_st(_condition_text(c), [c.id]) for c in conds
-                        if c.data.get("status") in ACTIVE_CONDITION]
-    names = [str(c.data.get("name") or "").lower() for c in conds
-             if c.data.get("status") in ACTIVE_CONDITION]
+    active = [c for c in conds if c.data.get("status") in ACTIVE_CONDITION]
+    conds = [c for c in active if relevant_to_order(c, order, criteria_ids)]
+    # A note sentence naming another problem ("history of asthma, low back pain who presents
+    # with belly pain") is about that problem, not this request.
+    other = [n for c in active if c not in conds for n in _names(c)[:1]]
+    rel_conds = {c.id for c in conds}
+    out["Diagnoses"] = [_st(_condition_text(c), [c.id]) for c in conds]
+    names = [str(c.data.get("name") or "").lower() for c in conds]
     reason = str(order.data.get("reason") or "") if order is not None else ""
+    # The narrative: the condition the service is for and how long, then what the notes say
+    # about it (the conservative care tried, the findings) -- this request only.
     justification = []
     if order is not None and reason:
         justification.append(_st(f"The order is for {reason.lower()}.", [order.id]))
+    for c in conds:
+        onset = date_text(c.data.get("onset"))
+        if onset:
+            justification.append(_st(f"{c.data.get('name') or c.title} is documented since "
+                                     f"{onset}.", [c.id]))
+    words = [reason.lower(), *names] if reason else names
+    words += [k for c in (policy.criteria if policy else []) for k in c.needs.keywords]
     for note in sorted(_of(chart, "DocumentReference"), key=lambda e: e.date or "",
                        reverse=True):
-        s = _sentence_with(note.text, [reason.lower(), *names] if reason else names)
-        if s and all(s != j.text for j in justification):
-            justification.append(_st(s, [note.id]))
-        if len(justification) >= 4:
+        for s in _sentences(re.sub(r"^[A-Z][A-Z /&]+:\s*", "", note.text.strip())):
+            low = s.lower()
+            if re.match(r"(Stopped|Started|Active|Discontinued)\s+[A-Z]", s):
+                continue  # a note's medicine-list line: "Prior treatments" states it, cited
+            if any(w and w.lower() in low for w in words) and not any(
+                    o in low for o in other) and all(s != j.text for j in justification):
+                justification.append(_st(s, [note.id]))
+        if len(justification) >= 6:
             break
-    out["Clinical justification"] = justification
+    out["Clinical justification"] = justification[:6]
     groups = classify_meds(_of(chart, "MedicationRequest"), None)
     # A dose change is not a treatment that was tried and given up.
-    tried = groups["stopped"]
+    tried = [m for m in groups["stopped"]
+             if relevant_to_order(m, order, criteria_ids, rel_conds)]
     prior = [_st(f"Tried {drug_name(m)}"
                  + (f", ordered {d}" if (d := date_text(m.data.get("authored_on"))) else "")
                  + f"; now {m.data.get('status')}.", [m.id]) for m in tried]
     therapy = [p for p in _of(chart, "Procedure")
-               if re.search(r"therapy|injection|brace", p.title, re.I)]
+               if re.search(r"therapy|injection|brace", p.title, re.I)
+               and relevant_to_order(p, order, criteria_ids, rel_conds)]
     prior += [_st(p.text.rstrip(".") + ".", [p.id]) for p in therapy]
     out["Prior treatments"] = prior
-    crit_ids = {e.id for c in (policy.criteria if policy else [])
-                for e in evidence_for_criterion(c, chart, today=today)
-                if e.resource_type == "Observation"}
-    obs = [o for o in _of(chart, "Observation") if o.id in crit_ids] or _of(chart, "Observation")
+    # Results the criteria or the order's reason point at; other results are another problem's.
+    obs = [o for o in _of(chart, "Observation")
+           if relevant_to_order(o, order, criteria_ids, rel_conds)]
     out["Supporting results"] = result_statements(obs, limit=8)
     if policy is not None:
-        out["Policy criteria"] = [_criterion_statement(i, c, chart, today)
+        out["Policy criteria"] = [_criterion_statement(i, c, chart, today, crit_passage)
                                   for i, c in enumerate(policy.criteria, 1)]
         kb_dur = next((k.id for k in knowledge if k.data.get("doc") == policy.id
                        and "duration" in k.id), None)
@@ -487,6 +545,16 @@ def _prior_auth(chart: list[Evidence], knowledge: list[Evidence], order_id: str 
         if policy.duration and kb_dur:
             out["Duration requested"] = [_st(f"Requested duration: {policy.duration}.",
                                              [kb_dur])]
+    who = order.data.get("requester") if order is not None else None
+    doctor = next((e for e in chart if e.id == who), None)  # a reference: the chart names them
+    cites = [order.id] if order is not None else []
+    if doctor is not None:
+        who, cites = doctor.title, [*cites, doctor.id]
+    # A bare reference is no name to sign: the section then reports the gap.
+    if order is not None and who and "/" not in str(who):
+        authored = date_text(order.data.get("authored_on") or order.date)
+        out["Ordering clinician"] = [_st(f"Signed: {who}, ordering clinician"
+                                         + (f", {authored}." if authored else "."), cites)]
     return out
 
 
