@@ -10,7 +10,7 @@ import importlib
 import sys
 import time
 
-BENCHES = ["retrieval", "checks", "pipeline", "api"]
+BENCHES = ["retrieval", "ingest", "checks", "pipeline", "api"]
 
 
 def main(argv: list[str] | None = None) -> int:
