@@ -124,6 +124,7 @@ def test_open_a_citation(page: Page, service: Service) -> None:
     panel = page.get_by_role("complementary", name=re.compile("."))
     expect(panel).to_be_visible()
     expect(page.locator("#panel-title")).to_be_focused()
+    expect(page.locator("#panel")).not_to_contain_text("null")  # nothing empty shown as text
     expect(page.locator("#source-date")).to_contain_text(
         re.compile(r"\d{4}-\d\d-\d\d \((today|.* ago|in .*)\)"))
     # The statement's words are highlighted in the source text.
@@ -142,6 +143,7 @@ def test_edit_a_flagged_statement_then_acknowledge_and_sign(page: Page, service:
     item = page.locator(f"#st-{sid}")
 
     # A wrong dose: re-checked at once, flagged, with the reason in words.
+    item.hover()  # the actions show on hover or focus
     item.get_by_role("button", name="Edit").click()
     page.get_by_label(re.compile("Edit the statement")).fill(wrong_dose(text))
     page.get_by_role("button", name="Save and re-check").click()
@@ -152,6 +154,7 @@ def test_edit_a_flagged_statement_then_acknowledge_and_sign(page: Page, service:
     _shot(page, "edited-wrong-dose")
 
     # Fixed: supported again.
+    item.hover()  # the actions show on hover or focus
     item.get_by_role("button", name="Edit").click()
     page.get_by_label(re.compile("Edit the statement")).fill(text)
     page.get_by_role("button", name="Save and re-check").click()
@@ -175,9 +178,11 @@ def test_edit_a_flagged_statement_then_acknowledge_and_sign(page: Page, service:
     toast.get_by_role("button", name="Undo").click()
     expect(statements(page)).to_have_count(n_before)
     expect(page.locator(f"#{victim_id}")).to_be_focused()
-    page.locator(f"#{victim_id}").get_by_role("button", name="Remove").click()
     # The undo time is up: the toast goes and the removal is sent to the server.
-    expect(toast).not_to_have_class(re.compile(r"\bshown\b"), timeout=12_000)
+    with page.expect_response(lambda r: r.request.method == "PATCH", timeout=15_000):
+        page.locator(f"#{victim_id}").hover()
+        page.locator(f"#{victim_id}").get_by_role("button", name="Remove").click()
+    expect(toast).not_to_have_class(re.compile(r"\bshown\b"))
     expect(toast).to_have_text("")
     expect(statements(page)).to_have_count(n_before - 1)
     expect(page.locator("#draft")).not_to_contain_text(victim_text)
@@ -188,6 +193,7 @@ def test_edit_a_flagged_statement_then_acknowledge_and_sign(page: Page, service:
     assert browser_dialogs == []
 
     # Make one flag for sure, then acknowledge every open flag with a note.
+    item.hover()  # the actions show on hover or focus
     item.get_by_role("button", name="Edit").click()
     page.get_by_label(re.compile("Edit the statement")).fill(wrong_dose(text))
     page.get_by_role("button", name="Save and re-check").click()

@@ -366,10 +366,12 @@ const ORIGIN_WORDS = {
   extractive: ["composed", "Built from the chart by rules (extractive); no language model wrote it."],
   clinician: ["edited by clinician", "Changed by a clinician during review."],
 };
+// [key, what it does (help dialog), the word in the bar's one-line list]
 const KEYS = [
-  ["n / p", "next / previous open flag"], ["j / k", "next / previous statement"],
-  ["a", "accept the statement (acknowledge a flag)"], ["A", "accept the whole section"],
-  ["e", "edit"], ["x", "remove (with undo)"], ["o", "open its source"], ["s", "sign"], ["?", "all keys"],
+  ["n / p", "next / previous open flag", "flag"], ["j / k", "next / previous statement", "statement"],
+  ["a", "accept the statement (acknowledge a flag)", "accept"], ["A", "accept the whole section", "section"],
+  ["e", "edit", "edit"], ["x", "remove (with undo)", "remove"], ["o", "open its source", "source"],
+  ["s", "sign", "sign"], ["?", "all keys", "all keys"],
 ];
 function undoMs() { return window.chartdraftUndoMs || 8000; }
 
@@ -387,7 +389,7 @@ async function viewDraft(draftId) {
       h("div", { id: "bar-buttons", class: "bar-buttons" })),
     h("nav", { id: "flag-links", class: "flag-links", "aria-label": "Open flags" }),
     h("p", { id: "key-help", class: "keys hint" }, "Keys: ",
-      KEYS.slice(0, -1).flatMap(([k, what], i) => [i ? " · " : "", h("kbd", { text: k }), ` ${what}`]), " · ",
+      KEYS.slice(0, -1).flatMap(([k, , word], i) => [i ? " · " : "", h("kbd", { text: k }), ` ${word}`]), " · ",
       h("button", { type: "button", class: "link", id: "keys-button", onclick: () => showKeys() }, "? all keys")),
     h("div", { id: "bar-forms" }));
   const layout = h("div", { class: "draft-layout" },
@@ -612,7 +614,6 @@ function statementItem(d, st, evById, editable, accepted) {
   const short = st.text.slice(0, 60);
   const li = h("li", { class: `stmt${open ? " flag" : ""}${flagged && st.acknowledged ? " acked" : ""}${reviewed ? " reviewed" : ""}`,
     id: `st-${st.id}`, "data-verdict": st.verdict, "data-origin": st.origin, tabindex: "-1",
-    "aria-label": `${open ? "Flagged: " : ""}${st.text}`,
     onfocusin: () => { state.current = st.id; } },
     h("p", { class: "stext" }, h("span", { class: "text", text: st.text }), " ", chips, " ",
       h("span", { class: `origin o-${st.origin}`, title: originWhy, text: originWord }),
@@ -718,8 +719,8 @@ function editStatement(d, st, li) {
 function showToast(text, actionLabel, onAction) {
   const t = $("#toast");
   if (!t) return;
-  t.replaceChildren(h("span", { text }), actionLabel ? h("button", { type: "button", class: "secondary small", id: "toast-action",
-    onclick: onAction }, actionLabel) : null);
+  t.replaceChildren(h("span", { text }), ...(actionLabel ? [h("button", { type: "button", class: "secondary small", id: "toast-action",
+    onclick: onAction }, actionLabel)] : []));
   t.classList.add("shown");
 }
 function hideToast() {
@@ -1037,7 +1038,8 @@ async function openPanel(cid, st, opener, flag) {
     onclick: () => { raw.hidden = !raw.hidden; rawBtn.setAttribute("aria-expanded", String(!raw.hidden)); rawBtn.textContent = raw.hidden ? "Show raw FHIR JSON" : "Hide raw FHIR JSON"; } },
     "Show raw FHIR JSON");
   const when = ev.date ? `${fmtDate(ev.date)} (${howOld(ev.date)})` : "No date recorded";
-  panel.replaceChildren(panelClose(),
+  // replaceChildren is the DOM's: a null would be shown as the text "null", so filter.
+  panel.replaceChildren(...[panelClose(),
     h("h2", { id: "panel-title", tabindex: "-1", text: ev.title }),
     flag ? h("div", { class: `panel-flag v-${flag.verdict}`, id: "panel-flag" },
       h("strong", { text: `${VERDICT_WORDS[flag.verdict] || flag.verdict}: ` }), h("span", { text: flag.reason || "" })) : null,
@@ -1048,7 +1050,7 @@ async function openPanel(cid, st, opener, flag) {
     h("h3", { text: "What it says" }), textEl,
     marks ? h("p", { class: "hint", text: flag ? "Highlighted: the passage this flag is about." : "Highlighted: the passage this statement draws on." }) : null,
     h("h3", { text: "The statement" }), h("p", { class: "quoted", text: st.text }),
-    data.resource ? h("div", {}, rawBtn, raw) : h("p", { class: "hint", text: "No FHIR resource: this is a knowledge-base passage." }));
+    data.resource ? h("div", {}, rawBtn, raw) : h("p", { class: "hint", text: "No FHIR resource: this is a knowledge-base passage." })].filter(Boolean));
   panel.setAttribute("aria-labelledby", "panel-title");
   $("#panel-title").focus();
   const mark = $("#passage");
