@@ -28,7 +28,8 @@ from chartdraft_guardrails.facts import (
     stem_match,
 )
 
-_TOKEN = re.compile(r"[a-z][a-z0-9\-']*[a-z0-9]|[a-z]")
+# words, and bare numbers: "type 1 diabetes" is not "type 2 diabetes"
+_TOKEN = re.compile(r"[a-z][a-z0-9\-']*[a-z0-9]|[a-z]|\d+")
 # Symptoms and conditions named as what to watch for are advice, not claims about the chart.
 _CONDITIONAL = re.compile(
     r"\b(?:if|unless|in case|watch for|look out for|signs? of|symptoms? (?:of|like|such as)|"
@@ -55,6 +56,9 @@ _ANCHOR = re.compile(
     r"(?:(?:the|a|an|her|his|your|their|this|that|last|recent|recently)\s+)*(?:[a-z\-]+\s+)?$"
 )
 _SIDES = ("left", "right")
+# surgical approaches: "open appendectomy" citing a laparoscopic one
+_MINIMAL = {"laparoscopic", "arthroscopic", "robotic", "endoscopic", "percutaneous"}
+_APPROACHES = {"open": frozenset(_MINIMAL)} | {a: frozenset({"open"}) for a in _MINIMAL}
 # "as needed for pain": the symptom an as-needed order is used for, when the order names none
 _PRN_FOR = re.compile(r"\b(?:as needed|if needed|when needed|prn)\s+(?:for|to)\b[^.;:]*")
 # "mid-april", "late-2019": approximate time words (the date check reads them), not terms
@@ -241,9 +245,17 @@ def covers(words: list[str], tokens: set[str]) -> bool:
     content = [w for w in words if (w not in lexicon.GENERIC_WORDS or len(w) == 1)]
     content = [w for w in content if not w.isdigit()]
     return bool(content) and all(
-        stem_match(w, tokens) or (len(w) >= 5 and any(t.endswith(w) for t in tokens))
+        stem_match(w, tokens)
+        or (
+            len(w) >= 5
+            and any(t.endswith(w) and not t.startswith(_NOT_A_KIND) for t in tokens)
+        )
         for w in content
     )
+
+
+# "prediabetes" is no diabetes, "nonallergic" no allergy: prefixes that change the concept
+_NOT_A_KIND = ("pre", "non", "anti", "pseudo", "para", "post")
 
 
 def name(concept: str) -> str:
@@ -277,7 +289,8 @@ def _only_negated(canon: str) -> frozenset[str]:
     if not neg:
         return frozenset()
     plain = _EV_NEG.sub(" ", canon)
-    return frozenset(neg - set(_TOKEN.findall(plain)) - lexicon.GENERIC_WORDS)
+    left = neg - set(_TOKEN.findall(plain)) - lexicon.GENERIC_WORDS
+    return frozenset(w for w in left if not w.isdigit())
 
 
 @cache
@@ -346,7 +359,11 @@ def check_terms(
             continue
         if measured and all(c.startswith("icd:") for c in m.concepts):
             continue  # "a fever of 38.1", "BMI 29, overweight": the interpretation check's
-        if covers(words, tokens):
+        # "type 1 diabetes" is not "type 2": a number in the term must be in the record's text
+        if any(w.isdigit() for w in words):
+            if any(m.term in c.canon for c in cited):
+                continue
+        elif covers(words, tokens):
             continue
         out.append(
             (
@@ -360,6 +377,13 @@ def check_terms(
         said = side in stated_sides and side not in negated
         if said and other in tokens and side not in tokens:
             out.append(("unsupported", f"side '{side}' differs from {where} ({other})"))
+    for approach, others in _APPROACHES.items():
+        if re.search(rf"\b{approach}\s+(?:[a-z\-]+\s+)?[a-z]*(?:ectomy|otomy|ostomy|plasty|"
+                     r"repair|surgery|reduction|procedure)\b", canon) and approach not in tokens:
+            said_other = sorted(others & tokens)
+            if said_other:
+                out.append(("unsupported", f"'{approach}' differs from {where} "
+                                           f"({', '.join(said_other)})"))
     # what the record rules out, stated as present: "with a brief loss of consciousness"
     ruled_out = frozenset().union(*(_only_negated(c.canon) for c in cited))
     for w in sorted((set(_TOKEN.findall(canon)) & ruled_out) - negated):

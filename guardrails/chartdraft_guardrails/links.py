@@ -27,7 +27,7 @@ from chartdraft_guardrails.statement import CheckResult, Verdict
 from retrieval.evidence import Evidence
 
 _PURPOSE = re.compile(
-    r"\b(?:for|to (?:treat|prevent|control|manage|help with|lower|reduce)|treats?|treated for|"
+    r"\b(?:for|to (?:treat|prevent|control|manage|help(?: with)?|lower|reduce)|treats?|treated for|"
     r"started for|prescribed for|given for|ordered for|because of|"
     r"to (?:evaluate|assess|investigate|work up|diagnose))\b"
 )

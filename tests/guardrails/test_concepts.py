@@ -82,6 +82,11 @@ CHART = [
     ev("AllergyIntolerance/shell", "Allergy: Shellfish allergy",
        "Allergy to Shellfish allergy (food), active", substance="Shellfish allergy",
        status="active"),
+    ev("Condition/dm2", "Diabetes mellitus type 2 (disorder)",
+       "Diabetes mellitus type 2 (disorder), active", status="active"),
+    ev("Condition/prediab", "Prediabetes", "Prediabetes, active", status="active"),
+    ev("DocumentReference/op#1", "Operative note",
+       "Laparoscopic appendectomy without complication.", section="Procedure"),
     ev("MedicationRequest/ibu", "Ibuprofen 200 MG Oral Tablet",
        "Ibuprofen 200 mg oral tablet, by mouth as needed, active",
        drug="Ibuprofen 200 MG Oral Tablet", status="active", as_needed=True),
@@ -127,6 +132,8 @@ SUPPORTED = [
     ("Take ibuprofen 200 mg as needed for pain or headache.", ["MedicationRequest/ibu"]),
     ("Warfarin was started after her stroke.", ["MedicationRequest/warf"]),
     ("He left after the right knee X-ray.", ["Procedure/xr"]),  # "left" the verb is no side
+    ("She has type 2 diabetes.", ["Condition/dm2"]),
+    ("He had a laparoscopic appendectomy.", ["DocumentReference/op#1"]),
 ]
 
 
@@ -159,6 +166,9 @@ FLAGGED = [
     ("He is allergic to peanuts.", ["AllergyIntolerance/shell"], "unsupported", "'peanuts'"),
     ("Warfarin was started for her stroke.", ["MedicationRequest/warf"], "unsupported",
      "links MedicationRequest/warf to nothing"),
+    ("She has type 1 diabetes.", ["Condition/dm2"], "unsupported", "type 1 diabetes"),
+    ("She has type 2 diabetes.", ["Condition/prediab"], "unsupported", "type 2 diabetes"),
+    ("He had an open appendectomy.", ["DocumentReference/op#1"], "unsupported", "'open'"),
     # unknown clinical-looking word: could not be tied, never silently passed
     ("She has blorbitis.", ["Condition/pso"], "not_verified", "'blorbitis' could not be tied"),
 ]
