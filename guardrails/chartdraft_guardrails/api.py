@@ -360,6 +360,7 @@ def check_draft_json(draft: dict[str, Any], chart: list[Evidence]) -> dict[str, 
         results=[s.results for s in report.statements],
     )
     report.missing_sections, report.readability = full.missing_sections, full.readability
+    report.patient_voice = full.patient_voice
     report.injection = full.injection
     return {
         "statements": [

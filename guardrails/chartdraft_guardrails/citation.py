@@ -90,8 +90,8 @@ def is_clinical(
     advice ("Keep all medicines out of reach of children.") are not.
     """
     body = _LABEL.sub("", text, count=1)  # the label ("(metformin-trial)") is no claim
-    if body != text and re.match(r"\s*documented\b", body, re.I):
-        return True  # "Criterion 2 (...): documented. ..." asserts that the chart meets it
+    if body != text and re.match(r"\s*(?:documented|met)\b", body, re.I):
+        return True  # "Criterion 2 (...): met. ..." asserts that the chart meets it
     if _NON_CLINICAL.search(body) and not re.search(r"\d", body):
         return names_drug(body, vocab)  # "Call your doctor before you stop warfarin" is not idle
     _cues()  # loads _PLAIN_WORDS too
