@@ -176,7 +176,7 @@ def main() -> None:
               f"({'PASS' if abs(diff) <= 1 else 'FAIL'}: within 1 point)")
 
         print(f"\n(2) ingest throughput on the same {len(resources)} resources, "
-              f"median of {RUNS} runs each, interleaved (load of other processes hits all alike)")
+              f"median of {RUNS} interleaved runs per engine (LlamaIndex: 1 run)")
         times: dict[str, list[float]] = {"torch": [], "onnx": [], "llamaindex": []}
         units: dict[str, int] = {}
         for run in range(RUNS):
