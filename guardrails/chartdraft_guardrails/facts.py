@@ -310,7 +310,7 @@ def evidence_codes(e: Evidence) -> set[tuple[str | None, str]]:
         (code_system(c.system), c.code.lower()) for c in e.codes if c.code
     }
     for key in ("icd10", "snomed", "cpt", "rxnorm", "loinc", "cvx", "hcpcs", "ndc"):
-        out |= {(code_system(key), v.lower()) for v in _strings(e.data.get(key))}
+        out |= {(code_system(key), v.lower()) for v in strings(e.data.get(key))}
     found, _ = code_mentions(lexicon.canonical(f"{e.title} . {e.text}"))
     out |= {(c.system, c.code) for c in found}
     return out
@@ -437,28 +437,30 @@ def _drug_regex(vocab: frozenset[str]) -> re.Pattern[str]:
     return re.compile(r"\b(" + alts + r")\b")
 
 
-def _strings(value: Any) -> list[str]:
+def strings(value: Any) -> list[str]:
+    """Every string inside a data value (nested lists and dicts)."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
+        return [s for v in value for s in strings(v)]
     if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
+        return [s for v in value.values() for s in strings(v)]
     return []
 
 
 def evidence_text(e: Evidence) -> str:
     parts = [e.title, e.text] + [c.display or "" for c in e.codes]
     for k in _DATA_TEXT_KEYS:
-        parts.extend(_strings(e.data.get(k)))
-    parts.extend(_strings(e.data.get("reactions")))
+        parts.extend(strings(e.data.get(k)))
+    parts.extend(strings(e.data.get("reactions")))
     for comp in e.data.get("components") or []:
         if isinstance(comp, dict):
-            parts.extend(_strings(comp.get("name")))
+            parts.extend(strings(comp.get("name")))
     return " . ".join(p for p in parts if p)
 
 
-def _num(v: Any) -> float | None:
+def as_number(v: Any) -> float | None:
+    """A data value as a float, or None (booleans and non-numbers)."""
     if isinstance(v, bool) or v is None:
         return None
     if isinstance(v, int | float):
@@ -476,7 +478,7 @@ def evidence_facts(e: Evidence) -> EvidenceFacts:
     qs: list[tuple[float, str | None]] = []
 
     def add(v: Any, u: Any) -> None:
-        n = _num(v)
+        n = as_number(v)
         if n is not None:
             qs.append((n, u if isinstance(u, str) else None))
 
@@ -487,7 +489,7 @@ def evidence_facts(e: Evidence) -> EvidenceFacts:
     conc = concentration(su0 if isinstance(su0, str) else None)
     unitless_units = not d.get("dose_unit") and conc is not None and conc[0] in ("units", "unt")
     add(d.get("dose_value"), "units" if unitless_units else d.get("dose_unit"))
-    sv, dv = _num(d.get("strength_value")), _num(d.get("dose_value"))
+    sv, dv = as_number(d.get("strength_value")), as_number(d.get("dose_value"))
     su, du = d.get("strength_unit"), d.get("dose_unit")
     # 2 tablets of 500 mg = 1000 mg; 2 puffs of 90 mcg/actuat = 180 mcg (a dose given in mg or
     # mL is not a count: 0.5 mL of 2 mg/mL is worked out by dose_amounts below)
@@ -499,7 +501,7 @@ def evidence_facts(e: Evidence) -> EvidenceFacts:
     add(d.get("value"), d.get("unit"))
     refs: list[tuple[float, str | None]] = []
     for k in ("reference_low", "reference_high"):
-        n = _num(d.get(k))
+        n = as_number(d.get(k))
         if n is not None:
             refs.append((n, d.get("unit") if isinstance(d.get("unit"), str) else None))
     for comp in d.get("components") or []:
@@ -540,9 +542,9 @@ def evidence_facts(e: Evidence) -> EvidenceFacts:
             if isinstance(d.get(key), str):
                 drugs |= drug_names(d[key])
         drugs |= drug_names(e.title)
-    freq = lexicon.frequencies(lexicon.canonical(" ".join(_strings(d.get("frequency"))) or ""))
+    freq = lexicon.frequencies(lexicon.canonical(" ".join(strings(d.get("frequency"))) or ""))
     timing = d.get("timing") if isinstance(d.get("timing"), dict) else None
-    if timing and _num(timing.get("frequency")) and _num(timing.get("period")):
+    if timing and as_number(timing.get("frequency")) and as_number(timing.get("period")):
         per = {"h": 24.0, "d": 1.0, "wk": 1 / 7, "min": 1440.0}.get(str(timing.get("periodUnit")))
         if per:
             freq.add(round(float(timing["frequency"]) * per / float(timing["period"]), 4))
@@ -581,7 +583,7 @@ def chart_vocab(chart: list[Evidence]) -> frozenset[str]:
         parts = [e.title] + [c.display or "" for c in e.codes]
         if e.resource_type != "DocumentReference":
             for k in ("drug", "substance", "name", "vaccine"):
-                parts.extend(_strings(e.data.get(k)))
+                parts.extend(strings(e.data.get(k)))
         for w in words(lexicon.canonical(" ".join(parts))):
             if len(w) >= 4 and w not in lexicon.GENERIC_WORDS and not w[0].isdigit():
                 out.add(w)
@@ -618,7 +620,7 @@ def concept_terms(chart: list[Evidence]) -> frozenset[str]:
         if e.resource_type not in _CONCEPT_TYPES or is_no_allergy_record(e):
             continue
         parts = [e.title] + [c.display or "" for c in e.codes]
-        parts += _strings(e.data.get("substance")) + _strings(e.data.get("vaccine"))
+        parts += strings(e.data.get("substance")) + strings(e.data.get("vaccine"))
         out |= {
             w
             for w in words(lexicon.canonical(" ".join(parts)))

@@ -13,11 +13,11 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
-from typing import Any
 
 import yaml
 
 from chartdraft_guardrails import lexicon
+from chartdraft_guardrails.facts import strings
 from retrieval.errors import BadInput
 from retrieval.evidence import Evidence
 
@@ -117,19 +117,9 @@ def instruction_kinds(text: str) -> dict[str, str]:
     return out
 
 
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v) if isinstance(s, str)]
-    return []
-
-
 def order_instructions(e: Evidence) -> str:
     """The instruction an order carries, as text (its fields, else its one-line rendering)."""
-    parts = [s for f in _FIELDS for s in _strings(e.data.get(f))]
+    parts = [s for f in _FIELDS for s in strings(e.data.get(f))]
     return " . ".join(p for p in parts if p)
 
 
@@ -173,9 +163,9 @@ def _sig(e: Evidence) -> str:
     if isinstance(dose, int | float) and not isinstance(dose, bool):
         parts.append(f"{dose:g} {d.get('dose_unit') or d.get('dose_form') or 'dose'}".strip())
     for f in ("frequency", "dosage_text"):
-        parts += _strings(d.get(f))
+        parts += strings(d.get(f))
     if d.get("as_needed") is True:
         parts.append("as needed" + (f" for {d['as_needed_for']}" if d.get("as_needed_for") else ""))
     for f in _FIELDS[3:]:
-        parts += _strings(d.get(f))
+        parts += strings(d.get(f))
     return " ".join(dict.fromkeys(p for p in parts if p)) or "no dosage instructions"

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from chartdraft_guardrails.facts import EvidenceFacts, StatementFacts
+from chartdraft_guardrails.facts import EvidenceFacts, StatementFacts, as_number
 from chartdraft_guardrails.statement import CheckResult, Verdict
 from chartdraft_guardrails.units import same_quantity, unit_key
 from retrieval.evidence import Evidence
@@ -266,17 +266,6 @@ class Value:
         return f"{self.value:g}" + (f" {self.unit}" if self.unit else "")
 
 
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or v is None:
-        return None
-    if isinstance(v, int | float):
-        return float(v)
-    try:
-        return float(str(v))
-    except ValueError:
-        return None
-
-
 @lru_cache(maxsize=4096)
 def _find_test(loinc: str | None, name: str) -> TestRanges | None:
     tests, by_loinc = reference_table()
@@ -308,19 +297,19 @@ def observation_values(e: Evidence) -> list[Value]:
     for c in comps:
         name = str(c.get("name") or "")
         loinc = c.get("loinc")
-        v = _num(c.get("value"))
+        v = as_number(c.get("value"))
         out.append(
             Value(e, name, loinc, v, None if v is not None else _str(c.get("value")), c.get("unit"),
                   when, None, None, None, _find_test(loinc, name))
         )  # fmt: skip
     name = str(d.get("name") or e.title)
-    v = _num(d.get("value"))
+    v = as_number(d.get("value"))
     text = None if v is not None else _str(d.get("value"))
     if v is not None or text or not comps:
         loinc = d.get("loinc") or next((c.code for c in e.codes if c.code), None)
         out.append(
             Value(e, name, loinc, v, text, d.get("unit"), when, interp,
-                  _num(d.get("reference_low")), _num(d.get("reference_high")),
+                  as_number(d.get("reference_low")), as_number(d.get("reference_high")),
                   _find_test(loinc, name))
         )  # fmt: skip
     return out
