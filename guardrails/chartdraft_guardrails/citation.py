@@ -9,9 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Set as AbstractSet
 from functools import lru_cache
-from importlib.resources import files
-
-import yaml
 
 from chartdraft_guardrails import lexicon
 from chartdraft_guardrails.facts import (
@@ -22,6 +19,7 @@ from chartdraft_guardrails.facts import (
     words,
 )
 from chartdraft_guardrails.statement import CheckResult, Statement
+from chartdraft_guardrails.terminology import data_yaml
 from retrieval.errors import BadInput
 from retrieval.evidence import Evidence
 
@@ -43,15 +41,7 @@ _VALUE = re.compile(r"(?<![\d-])(?!911\b)\d(?![\d-]{6})")
 @lru_cache(maxsize=1)
 def _cues() -> re.Pattern[str]:
     """The clinical cue words of data/clinical_cues.yaml, as one word-start alternation."""
-    path = files("chartdraft_guardrails").joinpath("data", "clinical_cues.yaml")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise BadInput(
-            f"cannot read the clinical cue words ({exc})",
-            where="chartdraft_guardrails/data/clinical_cues.yaml",
-            fix="reinstall the package (data/*.yaml is package data) or fix the YAML",
-        ) from exc
+    raw = data_yaml("clinical_cues.yaml", "clinical cue words")
     cues = [str(c) for group in (raw.get("cues") or {}).values() for c in group or []]
     _PLAIN_WORDS.update(str(w).lower() for w in raw.get("not_clinical") or [])
     if not cues:

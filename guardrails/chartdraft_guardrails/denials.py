@@ -13,9 +13,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.resources import files
-
-import yaml
 
 from chartdraft_guardrails.facts import (
     STATUS_ACTIVE,
@@ -24,6 +21,7 @@ from chartdraft_guardrails.facts import (
     is_no_allergy_record,
     stem_match,
 )
+from chartdraft_guardrails.terminology import data_yaml
 from retrieval.errors import BadInput
 
 _WHERE = "chartdraft_guardrails/data/denials.yaml"
@@ -51,12 +49,7 @@ def _rx(items: object, key: str) -> re.Pattern[str]:
 
 @lru_cache(maxsize=1)
 def _phrases() -> _Phrases:
-    path = files("chartdraft_guardrails").joinpath("data", "denials.yaml")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise BadInput(f"cannot read the denial phrases ({exc})", where=_WHERE,
-                       fix="reinstall the package or fix the YAML") from exc  # fmt: skip
+    raw = data_yaml("denials.yaml", "denial phrases")
     tob = raw.get("tobacco") or {}
     return _Phrases(
         _rx(raw.get("history"), "history"),

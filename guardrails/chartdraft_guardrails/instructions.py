@@ -12,12 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.resources import files
-
-import yaml
 
 from chartdraft_guardrails import lexicon
 from chartdraft_guardrails.facts import strings
+from chartdraft_guardrails.terminology import data_yaml
 from retrieval.errors import BadInput
 from retrieval.evidence import Evidence
 
@@ -61,15 +59,7 @@ class _Kinds:
 
 @lru_cache(maxsize=1)
 def _kinds() -> _Kinds:
-    path = files("chartdraft_guardrails").joinpath("data", "instruction_words.yaml")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise BadInput(
-            f"cannot read the instruction words ({exc})",
-            where=_WHERE,
-            fix="reinstall the package (data/*.yaml is package data) or fix the YAML",
-        ) from exc
+    raw = data_yaml("instruction_words.yaml", "instruction words")
     kinds = raw.get("kinds") or {}
     if not isinstance(kinds, dict) or not kinds:
         raise BadInput(

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from importlib.resources import files
-
-import yaml
 
 from chartdraft_guardrails.facts import StatementFacts, statement_facts
 from chartdraft_guardrails.instructions import instruction_kinds
+from chartdraft_guardrails.terminology import data_yaml
 from retrieval.errors import BadInput
 
 _WORD = re.compile(r"[a-z][a-z']+")
@@ -26,15 +24,7 @@ _STOP = re.compile(r"\b(?:stop|stopped|discontinue|discontinued|quit)\b", re.I)
 @lru_cache(maxsize=1)
 def _words() -> tuple[frozenset[str], re.Pattern[str]]:
     where = "chartdraft_guardrails/data/rephrase_words.yaml"
-    try:
-        raw = yaml.safe_load(
-            files("chartdraft_guardrails").joinpath("data", "rephrase_words.yaml").read_text(
-                encoding="utf-8"
-            )
-        ) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise BadInput(f"cannot read the rephrase words ({exc})", where=where,
-                       fix="reinstall the package or fix the YAML") from exc  # fmt: skip
+    raw = data_yaml("rephrase_words.yaml", "rephrase words")
     plain, sides = str(raw.get("plain") or "").split(), raw.get("laterality") or []
     if not plain or not sides:
         raise BadInput("plain words or laterality missing", where=where,

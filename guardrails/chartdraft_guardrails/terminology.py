@@ -11,6 +11,7 @@ import csv
 import io
 from functools import cache
 from importlib.resources import files
+from typing import Any
 
 from retrieval.errors import BadInput
 
@@ -25,6 +26,25 @@ def split_ids(cell: str | None) -> list[str]:
 
 
 @cache
+def data_yaml(name: str, what: str) -> dict[str, Any]:
+    """One YAML file of data/ as a dict; an unreadable or malformed file is a clear BadInput."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(files("chartdraft_guardrails").joinpath("data", name).read_text(
+            encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise BadInput(f"cannot read the {what} ({exc})",
+                       where=f"chartdraft_guardrails/data/{name}",
+                       fix="reinstall the package (data/*.yaml is package data) or fix the YAML",
+                       ) from exc
+    if not isinstance(raw, dict):
+        raise BadInput(f"the {what} file is not a mapping",
+                       where=f"chartdraft_guardrails/data/{name}",
+                       fix="the top level of the YAML must be key: value pairs")
+    return raw
+
+
 def rows(name: str, *columns: str) -> tuple[dict[str, str], ...]:
     """The rows of ``data/<name>`` as dicts; ``columns`` must all be in its header."""
     path = files("chartdraft_guardrails").joinpath("data", name)

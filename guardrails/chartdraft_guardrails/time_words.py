@@ -14,12 +14,10 @@ import re
 from collections.abc import Iterator
 from datetime import date
 from functools import lru_cache
-from importlib.resources import files
 from typing import Any
 
-import yaml
-
 from chartdraft_guardrails.dates import _MON, MONTHS, DateFact
+from chartdraft_guardrails.terminology import data_yaml
 from retrieval.errors import BadInput
 
 _WHERE = "chartdraft_guardrails/data/time_words.yaml"
@@ -38,15 +36,7 @@ _NUMBER_WORDS = {"twenties": 20, "thirties": 30, "forties": 40, "fifties": 50, "
 
 @lru_cache(maxsize=1)
 def _table() -> dict[str, Any]:
-    path = files("chartdraft_guardrails").joinpath("data", "time_words.yaml")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise BadInput(
-            f"cannot read the time words ({exc})",
-            where=_WHERE,
-            fix="reinstall the package (data/*.yaml is package data) or fix the YAML",
-        ) from exc
+    raw = data_yaml("time_words.yaml", "time words")
     need = ("part_of_month", "part_of_year", "part_of_decade", "seasons", "life_stages")
     missing = [k for k in need if not isinstance(raw.get(k), dict)]
     if missing:
